@@ -1,0 +1,39 @@
+"""JSON encoding of everything stored: orjson, with pydantic models turned into plain data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from ._errors import SerializationError
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(f"type {type(value).__name__} is not JSON-serialisable")
+
+
+def dumps(value: Any, *, what: str = "value", **fields: Any) -> bytes:
+    """Encode `value`; a value JSON cannot hold raises `SerializationError` naming `what`."""
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}", **fields) from exc
+
+
+def loads(data: bytes | str | None) -> Any:
+    if data is None or data == b"" or data == "":
+        return None
+    return orjson.loads(data)
+
+
+def to_plain(value: Any, *, what: str = "value", **fields: Any) -> Any:
+    """The value as it will come back from the store (tuples become lists, models dicts)."""
+    return orjson.loads(dumps(value, what=what, **fields))

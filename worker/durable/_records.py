@@ -1,0 +1,145 @@
+"""Records the stores return: executions, steps, audit entries, queue entries."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+ExecutionId = NewType("ExecutionId", str)
+WorkflowId = NewType("WorkflowId", str)
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+def ms_to_dt(ms: int | None) -> datetime | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def dt_to_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError(f"datetime {dt.isoformat()} has no time zone; pass an aware datetime")
+    return int(dt.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    execution_id: ExecutionId
+    workflow_id: str
+    status: Status
+    input: Any
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    attempt: int = 1
+    activations: int = 0
+    current_step: str | None = None
+    waiting_for: str | None = None
+    wake_at: datetime | None = None
+    category: str | None = None
+    parent: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Status):
+                value = value.value
+            out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One checkpoint of an execution's history."""
+
+    step_id: str
+    seq: int
+    kind: str
+    status: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    attempt: int = 1
+    at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step_id": self.step_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+            "attempt": self.attempt,
+            "at": self.at.isoformat() if self.at else None,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    entry_id: str
+    at: datetime
+    kind: str
+    message: str
+    step_id: str | None = None
+    actor: str | None = None
+    data: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "message": self.message,
+            "step_id": self.step_id,
+            "actor": self.actor,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    entry_id: str
+    execution_id: ExecutionId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One entry of the status-event stream the operator mirrors into CR status."""
+
+    event_id: str
+    execution_id: ExecutionId
+    workflow_id: str
+    status: Status
+    current_step: str | None
+    at: datetime

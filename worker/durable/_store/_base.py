@@ -1,0 +1,329 @@
+"""The storage contract every store meets.
+
+Each method is one atomic operation (one Lua script on Redis, one uninterrupted
+section on the in-memory store). Worker writes carry the fencing token from
+`acquire`: a token that is no longer the execution's newest makes the write raise
+`LeaseLost` and change nothing. Values the engine stores (inputs, results,
+step records, payloads) arrive already encoded as JSON bytes and come back the
+same; the store reads only the few fields it needs to decide.
+
+Both stores pass one conformance suite (tests/test_store_conformance.py).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, StatusEvent, Status
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDraft:
+    """An audit entry before the store gives it an id and a time."""
+
+    kind: str
+    message: str
+    step_id: str | None = None
+    actor: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What a worker writes in one atomic, fenced step.
+
+    `records` are (step id, encoded record) pairs that land in the execution's step hash;
+    `events` are (event name, encoded payload) pairs for the emitted-events stream.
+    """
+
+    records: list[tuple[str, bytes]] = field(default_factory=list)
+    audit: list[AuditDraft] = field(default_factory=list)
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+    current_step: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.audit or self.events or self.current_step)
+
+
+@dataclass(frozen=True, slots=True)
+class NewExecution:
+    execution_id: ExecutionId
+    workflow_id: str
+    input: bytes
+    now_ms: int
+    category: str | None = None
+    parent: str | None = None
+    actor: str | None = None
+    reason: str = "start"
+    # When set, the execution's first wake-up is a timer at this time instead of the queue.
+    start_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWait:
+    """A wait for signal `name` whose outcome the store decides atomically.
+
+    If a payload is buffered, the store pops it and stores `record_prefix + payload +
+    record_suffix` under `step_id` (so replay returns the same payload). Else, if
+    `deadline_ms` has passed, it stores `timeout_record` under `step_id`. Else it suspends.
+    """
+
+    name: str
+    step_id: str
+    record_prefix: bytes
+    record_suffix: bytes
+    deadline_ms: int | None = None
+    timeout_record: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """Outcome of `acquire`.
+
+    ok: the lease is ours (`token`), `record` and `steps` are the whole history.
+    busy: another worker holds the lease for `retry_after_ms` more; the store noted that
+    the execution wants another run when that worker lets go.
+    finished: nothing to run (final, or a cancel request was just applied).
+    missing: no such execution.
+    """
+
+    outcome: Literal["ok", "busy", "finished", "missing"]
+    token: int = 0
+    record: ExecutionRecord | None = None
+    steps: dict[str, bytes] = field(default_factory=dict)
+    retry_after_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendOutcome:
+    kind: Literal["suspended", "signal", "timeout", "cancelled"]
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionQuery:
+    workflow_id: str | None = None
+    statuses: tuple[Status, ...] = ()
+    created_after_ms: int | None = None
+    created_before_ms: int | None = None
+    limit: int = 100
+    # Opaque: the `next_cursor` a previous page returned.
+    cursor: str | None = None
+
+
+class Store(abc.ABC):
+    """Where executions live. Use `Store.from_url` or a concrete class."""
+
+    @staticmethod
+    def from_url(url: str, **options: Any) -> Store:
+        """`memory://` for the in-memory store, `redis://`/`rediss://`/`unix://` for Redis."""
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "memory":
+            from ._memory import MemoryStore
+
+            return MemoryStore()
+        if scheme in {"redis", "rediss", "unix"}:
+            from ._redis import RedisStore
+
+            return RedisStore.from_url(url, **options)
+        raise ValueError(f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://")
+
+    async def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` if the store cannot be reached."""
+
+    # ---------------------------------------------------------------- executions
+    @abc.abstractmethod
+    async def create_execution(self, new: NewExecution) -> bool:
+        """Create a pending execution and enqueue its start (or its start timer).
+
+        Atomic and idempotent on `execution_id`: if it exists, change nothing and return False.
+        Writes an audit entry `created` and a status event.
+        """
+
+    @abc.abstractmethod
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    @abc.abstractmethod
+    async def load_steps(self, execution_id: str) -> dict[str, bytes]:
+        """Every step record of the execution, step id → encoded record."""
+
+    @abc.abstractmethod
+    async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries, oldest first."""
+
+    @abc.abstractmethod
+    async def append_audit(self, execution_id: str, drafts: Sequence[AuditDraft]) -> None:
+        """Raises `ExecutionNotFound`."""
+
+    @abc.abstractmethod
+    async def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], str | None]:
+        """Newest first; returns the page and the cursor of the next page (None at the end)."""
+
+    @abc.abstractmethod
+    async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
+        """Ids of executions not yet final."""
+
+    # ---------------------------------------------------------------- worker side
+    @abc.abstractmethod
+    async def acquire(self, execution_id: str, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+        """Take the lease and load the whole history in one step.
+
+        On `ok`: increments the fence counter (the returned token), sets the lease with a
+        time-to-live, moves a non-final status to running (status event if it changed),
+        counts the activation, sets `started_at` once, and drops the execution's pending
+        wake-up timer (this run supersedes it). If a cancel was requested and nobody holds
+        the lease, the execution becomes cancelled here and the outcome is `finished`.
+        """
+
+    @abc.abstractmethod
+    async def renew(self, execution_id: str, worker_id: str, token: int, ttl_ms: int) -> bool:
+        """Extend our lease; False if it is no longer ours."""
+
+    @abc.abstractmethod
+    async def commit(self, execution_id: str, token: int, checkpoint: Checkpoint, now_ms: int) -> bool:
+        """Write a checkpoint. Returns True, writing nothing, if a cancel was requested.
+
+        Raises `LeaseLost` if `token` is stale.
+        """
+
+    @abc.abstractmethod
+    async def suspend(
+        self,
+        execution_id: str,
+        token: int,
+        checkpoint: Checkpoint,
+        now_ms: int,
+        *,
+        status: Status,
+        wake_at_ms: int | None = None,
+        timer_id: str | None = None,
+        wait: SignalWait | None = None,
+    ) -> SuspendOutcome:
+        """Write `checkpoint`, then settle a wait, or suspend.
+
+        With `wait`: a buffered signal is consumed (`signal`), or a passed deadline is
+        recorded (`timeout`); the lease stays ours and the run goes on. Otherwise the
+        execution moves to `status` (sleeping or waiting), records what it waits for,
+        registers its wake-up timer (`timer_id` at `wake_at_ms`), releases the lease, and,
+        if a wake-up arrived while we held the lease, enqueues another run.
+        Returns `cancelled`, writing nothing, if a cancel was requested. Raises `LeaseLost`.
+        """
+
+    @abc.abstractmethod
+    async def finish(
+        self,
+        execution_id: str,
+        token: int,
+        checkpoint: Checkpoint,
+        now_ms: int,
+        *,
+        status: Status,
+        result: bytes | None = None,
+        error: bytes | None = None,
+    ) -> None:
+        """Write the final status (completed, failed or cancelled), release the lease, wake waiters."""
+
+    @abc.abstractmethod
+    async def release(self, execution_id: str, worker_id: str, token: int) -> None:
+        """Let go of the lease without writing; re-enqueue if a wake-up arrived meanwhile."""
+
+    # ---------------------------------------------------------------- signals, cancel, actions
+    @abc.abstractmethod
+    async def send_signal(
+        self, execution_id: str, name: str, payload: bytes, delivery_id: str, now_ms: int, actor: str | None = None
+    ) -> bool:
+        """Buffer a payload; enqueue the execution if it waits for `name`.
+
+        False (and nothing changes) if `delivery_id` was already accepted.
+        Raises `ExecutionNotFound` or `ExecutionFinished`.
+        """
+
+    @abc.abstractmethod
+    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
+        """Cancel now if no worker runs it (returns cancelled), else flag it (returns running).
+
+        Raises `ExecutionNotFound` or `ExecutionFinished`.
+        """
+
+    @abc.abstractmethod
+    async def retry_execution(self, execution_id: str, actor: str | None, now_ms: int) -> None:
+        """A failed execution goes back to pending: failed step records are dropped (completed ones
+        stay memoized), the attempt count grows, a run is enqueued.
+
+        Raises `ExecutionNotFound` or `ExecutionNotFailed`.
+        """
+
+    @abc.abstractmethod
+    async def skip_step(self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int) -> None:
+        """Store `record` for a stuck step of a non-final execution and enqueue a run.
+
+        Raises `ExecutionNotFound` or `ExecutionFinished`.
+        """
+
+    # ---------------------------------------------------------------- queue
+    @abc.abstractmethod
+    async def enqueue(self, execution_id: str, reason: str) -> None: ...
+
+    @abc.abstractmethod
+    async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
+        """New entries for this consumer, waiting up to `block_ms` for the first."""
+
+    @abc.abstractmethod
+    async def ack(self, entry_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[QueueEntry]:
+        """Take over entries delivered to any consumer and not acked for `min_idle_ms`."""
+
+    @abc.abstractmethod
+    async def queue_depth(self) -> int:
+        """Entries waiting or delivered and not yet acked."""
+
+    # ---------------------------------------------------------------- timers
+    @abc.abstractmethod
+    async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None: ...
+
+    @abc.abstractmethod
+    async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:
+        """Move due timers to the queue; each timer fires once however many pollers call this."""
+
+    @abc.abstractmethod
+    async def next_timer_due(self) -> int | None: ...
+
+    @abc.abstractmethod
+    async def due_timer_count(self, now_ms: int) -> int: ...
+
+    @abc.abstractmethod
+    async def wait_timer_change(self, timeout_s: float) -> None:
+        """Return early when a timer is added anywhere (so a poller can re-aim its sleep)."""
+
+    # ---------------------------------------------------------------- observers
+    @abc.abstractmethod
+    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
+        """Block until the execution is final. Raises `ExecutionNotFound`, `WaitTimeoutError`."""
+
+    @abc.abstractmethod
+    async def read_status_events(self, group: str, consumer: str, count: int, block_ms: int) -> list[StatusEvent]:
+        """Status changes through a consumer group (created on first use, from the stream's start)."""
+
+    @abc.abstractmethod
+    async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
+        """Recently emitted events as (execution id, event name, payload), oldest first."""
+
+    # ---------------------------------------------------------------- maintenance
+    @abc.abstractmethod
+    async def recover(self, now_ms: int) -> int:
+        """Enqueue every non-final execution that nobody runs and nothing will wake; return the count."""
+
+    @abc.abstractmethod
+    async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
+        """Delete executions that became final before the given time; return how many."""
