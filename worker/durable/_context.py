@@ -1,0 +1,535 @@
+"""The workflow context: every `ctx.*` call is a checkpoint that replay fast-forwards through.
+
+A workflow re-runs from the top on each wake-up. The k-th `ctx.*` call must name the
+step recorded at position k, or replay raises `NonDeterminismError`. Cheap records
+(`now`, `uuid4`, `random`, `emit`, `note`, a finished sleep) are buffered and written
+with the next checkpoint, and always before a step body runs, so nothing outside the
+workflow can see a value that is not yet durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import random as _random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _codec
+from ._errors import (
+    Cancelled,
+    DurableError,
+    InvalidStepId,
+    NoMatchingBranch,
+    NonDeterminismError,
+    StepFailedError,
+    Suspend,
+    describe_exception,
+)
+from ._records import Status
+from ._store._base import AuditDraft, Checkpoint, SignalWait
+from ._workflow import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
+
+if TYPE_CHECKING:
+    from ._store._base import Store
+
+RESERVED_PREFIXES = ("__", "rollback:")
+
+current_context: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "durable_workflow_context", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """What `wait_for_signal` returns when it has a timeout."""
+
+    kind: Literal["signal", "timeout"]
+    payload: Any = None
+
+
+class _Done:
+    """An already-finished awaitable: lets `ctx.note(...)` work with or without `await`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
+
+
+def encode_record(
+    seq: int,
+    kind: str,
+    status: str,
+    *,
+    result: Any = None,
+    error: dict[str, Any] | None = None,
+    attempt: int = 1,
+    at_ms: int,
+    meta: Mapping[str, Any] | None = None,
+    step_id: str = "",
+) -> bytes:
+    data: dict[str, Any] = {"seq": seq, "kind": kind, "status": status, "attempt": attempt, "at": at_ms}
+    if meta:
+        data["meta"] = dict(meta)
+    if error is not None:
+        data["error"] = error
+    data["result"] = result
+    return _codec.dumps(data, what=f"result of step {step_id!r}", step_id=step_id)
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty for p in params
+    )
+
+
+class _Run:
+    """What one activation needs from its worker: the store, the fencing token, the clock."""
+
+    __slots__ = ("execution_id", "executor", "store", "token", "worker_id")
+
+    def __init__(self, store: Store, execution_id: str, token: int, worker_id: str, executor: Executor | None) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.token = token
+        self.worker_id = worker_id
+        self.executor = executor
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WorkflowContext:
+    """Passed to every workflow function as its first argument."""
+
+    def __init__(
+        self,
+        run: _Run | None,
+        *,
+        execution_id: str,
+        workflow_id: str,
+        history: Mapping[str, bytes],
+        attempt: int = 1,
+    ) -> None:
+        self._run = run
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.attempt = attempt
+        self._history: dict[str, dict[str, Any]] = {k: _codec.loads(v) for k, v in history.items()}
+        self._by_seq: dict[int, str] = {
+            rec["seq"]: step_id for step_id, rec in self._history.items() if rec.get("seq", -1) >= 0
+        }
+        self._seq = 0
+        self._seen: set[str] = set()
+        self._pending = Checkpoint()
+        self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
+
+    # ------------------------------------------------------------------ replay bookkeeping
+    def _next(self, step_id: str, kind: str, *, user: bool) -> tuple[int, dict[str, Any] | None]:
+        if not isinstance(step_id, str) or not step_id:
+            raise InvalidStepId(f"step id must be a non-empty string, got {step_id!r}", step_id=str(step_id))
+        if user and step_id.startswith(RESERVED_PREFIXES):
+            raise InvalidStepId(
+                f"step id {step_id!r} uses a reserved prefix ({', '.join(RESERVED_PREFIXES)})", step_id=step_id
+            )
+        if step_id in self._seen:
+            raise InvalidStepId(
+                f"step id {step_id!r} is used twice in execution {self.execution_id!r}; step ids must be unique",
+                step_id=step_id,
+                execution_id=self.execution_id,
+            )
+        self._seen.add(step_id)
+        self._seq += 1
+        seq = self._seq
+        rec = self._history.get(step_id)
+        recorded_at_seq = self._by_seq.get(seq)
+        if rec is not None:
+            rec_seq = rec.get("seq", -1)
+            if (rec_seq >= 0 and rec_seq != seq) or rec.get("kind", kind) != kind:
+                raise NonDeterminismError(
+                    f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
+                    f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.get('kind')} #{rec_seq})",
+                    execution_id=self.execution_id,
+                    seq=seq,
+                    expected=recorded_at_seq,
+                    actual=step_id,
+                )
+            return seq, rec
+        if recorded_at_seq is not None:
+            raise NonDeterminismError(
+                f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
+                f"{recorded_at_seq!r} at that position",
+                execution_id=self.execution_id,
+                seq=seq,
+                expected=recorded_at_seq,
+                actual=step_id,
+            )
+        return seq, None
+
+    def _peek_id(self, prefix: str) -> str:
+        return f"{prefix}{self._seq + 1}"
+
+    def _buffer(self, step_id: str, record: bytes, audit: AuditDraft | None = None) -> None:
+        self._pending.records.append((step_id, record))
+        if audit is not None:
+            self._pending.audit.append(audit)
+
+    def _take_pending(self) -> Checkpoint:
+        cp, self._pending = self._pending, Checkpoint()
+        return cp
+
+    def _require_run(self) -> _Run:
+        if self._run is None:
+            raise DurableError("this context is not attached to a worker run")
+        return self._run
+
+    async def _commit(self, cp: Checkpoint) -> None:
+        run = self._require_run()
+        if await run.store.commit(run.execution_id, run.token, cp, now_ms()):
+            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
+
+    async def _flush(self) -> None:
+        if self._pending:
+            await self._commit(self._take_pending())
+
+    async def _suspend(
+        self,
+        status: Status,
+        *,
+        wake_at_ms: int | None,
+        timer_id: str | None,
+        wait: SignalWait | None = None,
+    ) -> tuple[str, bytes | None]:
+        run = self._require_run()
+        outcome = await run.store.suspend(
+            run.execution_id,
+            run.token,
+            self._take_pending(),
+            now_ms(),
+            status=status,
+            wake_at_ms=wake_at_ms,
+            timer_id=timer_id,
+            wait=wait,
+        )
+        if outcome.kind == "cancelled":
+            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
+        if outcome.kind == "suspended":
+            raise Suspend(status.value)
+        return outcome.kind, outcome.payload
+
+    async def _call(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        run = self._run
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(run.executor if run else None, lambda: fn(*args, **kwargs))
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    # ------------------------------------------------------------------ steps
+    async def step(
+        self,
+        step_id: str | StepId[Any],
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        compensate: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run `fn(*args, **kwargs)` once, persist its JSON result, return it (also on replay)."""
+        typed = step_id if isinstance(step_id, StepId) else None
+        sid = typed.id if typed is not None else step_id
+        return await self._step(sid, fn, args, kwargs, retry or NO_RETRY, compensate, typed, user=True)
+
+    async def _step(
+        self,
+        sid: Any,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        policy: RetryPolicy,
+        compensate: Callable[..., Any] | None,
+        typed: StepId[Any] | None,
+        *,
+        user: bool,
+        kind: str = "step",
+    ) -> Any:
+        seq, rec = self._next(sid, kind, user=user)
+        if rec is not None and rec["status"] == "completed":
+            result = rec.get("result")
+            if compensate is not None:
+                self._compensations.append((sid, compensate, result, policy))
+            return typed.parse(result) if typed else result
+        if rec is not None and rec["status"] == "failed":
+            raise StepFailedError(
+                f"step {sid!r} failed: {(rec.get('error') or {}).get('message', '')}",
+                step_id=sid,
+                attempts=rec.get("attempt", 1),
+                error=rec.get("error"),
+            )
+        attempt = 1
+        if rec is not None and rec["status"] == "retry":
+            attempt = int(rec.get("attempt", 1)) + 1
+            next_at = int((rec.get("meta") or {}).get("next_at", 0))
+            if now_ms() < next_at:
+                await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
+        await self._flush()
+        started = now_ms()
+        try:
+            result = await self._call(fn, args, kwargs)
+        except Exception as exc:
+            error = describe_exception(exc)
+            if policy.should_retry(exc, attempt):
+                delay_ms = int(policy.delay(attempt) * 1000)
+                next_at = now_ms() + delay_ms
+                record = encode_record(
+                    seq, kind, "retry", error=error, attempt=attempt, at_ms=now_ms(), meta={"next_at": next_at}, step_id=sid
+                )
+                self._buffer(
+                    sid,
+                    record,
+                    AuditDraft(
+                        kind="step.retry",
+                        message=f"step {sid} attempt {attempt} failed: {error['message'][:200]}; retry in {delay_ms} ms",
+                        step_id=sid,
+                    ),
+                )
+                self._pending.current_step = sid
+                await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
+            record = encode_record(seq, kind, "failed", error=error, attempt=attempt, at_ms=now_ms(), step_id=sid)
+            self._buffer(
+                sid,
+                record,
+                AuditDraft(kind="step.failed", message=f"step {sid} failed: {error['message'][:200]}", step_id=sid),
+            )
+            self._pending.current_step = sid
+            await self._flush()
+            raise StepFailedError(
+                f"step {sid!r} failed after {attempt} attempt(s): {type(exc).__name__}: {exc}",
+                step_id=sid,
+                attempts=attempt,
+                error=error,
+            ) from exc
+        plain = _codec.to_plain(result, what=f"result of step {sid!r}", step_id=sid)
+        finished = now_ms()
+        record = encode_record(
+            seq, kind, "completed", result=plain, attempt=attempt, at_ms=finished, meta={"ms": finished - started}, step_id=sid
+        )
+        self._buffer(sid, record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid))
+        self._pending.current_step = sid
+        await self._flush()
+        if compensate is not None:
+            self._compensations.append((sid, compensate, plain, policy))
+        return typed.parse(plain) if typed else plain
+
+    # ------------------------------------------------------------------ durable waits
+    async def sleep(self, duration: float | timedelta, *, step_id: str | None = None) -> None:
+        """A durable sleep: the execution suspends and a timer in the store wakes it."""
+        secs = seconds(duration)
+        if secs < 0:
+            raise ValueError(f"sleep duration must be >= 0, got {secs}")
+        sid = step_id or self._peek_id("__sleep:")
+        seq, rec = self._next(sid, "sleep", user=step_id is not None)
+        if rec is not None and rec["status"] == "completed":
+            return
+        now = now_ms()
+        if rec is not None:
+            until = int((rec.get("meta") or {}).get("until", now))
+            if now >= until:
+                self._buffer(sid, encode_record(seq, "sleep", "completed", at_ms=now, meta={"until": until}, step_id=sid))
+                return
+        else:
+            until = now + int(secs * 1000)
+            self._buffer(
+                sid,
+                encode_record(seq, "sleep", "sleeping", at_ms=now, meta={"until": until}, step_id=sid),
+                AuditDraft(kind="sleep", message=f"sleeping {secs:g} s", step_id=sid),
+            )
+            self._pending.current_step = sid
+        await self._suspend(Status.SLEEPING, wake_at_ms=until, timer_id=sid)
+
+    async def wait_for_signal(
+        self,
+        signal: str | Signal[Any],
+        *,
+        timeout: float | timedelta | None = None,
+        step_id: str | None = None,
+    ) -> Any:
+        """Wait for a signal. Without a timeout: its payload. With one: a `SignalResult`."""
+        sig = resolve_signal(signal)
+        sid = step_id or self._peek_id(f"__signal:{sig.name}:")
+        seq, rec = self._next(sid, "signal", user=step_id is not None)
+
+        def shape(result: Any) -> Any:
+            kind = result.get("kind", "signal") if isinstance(result, dict) else "signal"
+            payload = sig.parse(result.get("payload")) if isinstance(result, dict) else sig.parse(result)
+            if timeout is None:
+                return payload
+            return SignalResult(kind=kind, payload=payload if kind == "signal" else None)
+
+        if rec is not None and rec["status"] == "completed":
+            return shape(rec.get("result"))
+        now = now_ms()
+        if rec is not None:
+            deadline = (rec.get("meta") or {}).get("deadline")
+        else:
+            deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
+            self._buffer(
+                sid,
+                encode_record(seq, "signal", "waiting", at_ms=now, meta={"signal": sig.name, "deadline": deadline}, step_id=sid),
+                AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
+            )
+            self._pending.current_step = sid
+        head = encode_record(seq, "signal", "completed", at_ms=now, meta={"signal": sig.name}, step_id=sid)
+        # The store splices the payload into the record so that consuming it is one atomic write.
+        prefix = head[: -len(b"null}")] + b'{"kind":"signal","payload":'
+        timeout_record = encode_record(
+            seq, "signal", "completed", at_ms=now, meta={"signal": sig.name}, result={"kind": "timeout", "payload": None}
+        )
+        wait = SignalWait(
+            name=sig.name,
+            step_id=sid,
+            record_prefix=prefix,
+            record_suffix=b"}}",
+            deadline_ms=deadline,
+            timeout_record=timeout_record if deadline is not None else None,
+        )
+        kind, payload = await self._suspend(Status.WAITING, wake_at_ms=deadline, timer_id=sid, wait=wait)
+        if kind == "timeout":
+            return shape({"kind": "timeout", "payload": None})
+        return shape({"kind": "signal", "payload": _codec.loads(payload)})
+
+    # ------------------------------------------------------------------ replay-safe records
+    def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:
+        """Publish an event once (written with the next checkpoint); awaiting the result is optional."""
+        sid = step_id or self._peek_id(f"__emit:{event}:")
+        seq, rec = self._next(sid, "emit", user=step_id is not None)
+        if rec is None:
+            data = _codec.dumps(payload, what=f"payload of event {event!r}", step_id=sid)
+            self._buffer(
+                sid,
+                encode_record(seq, "emit", "completed", at_ms=now_ms(), meta={"event": event}, step_id=sid),
+                AuditDraft(kind="emit", message=f"emitted {event}", step_id=sid, data=data),
+            )
+            self._pending.events.append((event, data))
+        return _Done()
+
+    def note(self, message: str, meta: Mapping[str, Any] | None = None) -> _Done:
+        """An audit note, written once however often the workflow replays."""
+        sid = self._peek_id("__note:")
+        seq, rec = self._next(sid, "note", user=False)
+        if rec is None:
+            data = _codec.dumps(dict(meta) if meta else None, what="note meta", step_id=sid)
+            self._buffer(
+                sid,
+                encode_record(seq, "note", "completed", at_ms=now_ms(), step_id=sid),
+                AuditDraft(kind="note", message=str(message), step_id=sid, data=data),
+            )
+        return _Done()
+
+    def _recorded_value(self, prefix: str, kind: str, make: Callable[[], Any]) -> Any:
+        sid = self._peek_id(prefix)
+        seq, rec = self._next(sid, kind, user=False)
+        if rec is not None:
+            return rec.get("result")
+        value = make()
+        self._buffer(sid, encode_record(seq, kind, "completed", result=value, at_ms=now_ms(), step_id=sid))
+        return value
+
+    def now(self) -> datetime:
+        """The current time, recorded: replay returns the same instant."""
+        return datetime.fromisoformat(self._recorded_value("__now:", "now", lambda: datetime.now(UTC).isoformat()))
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(self._recorded_value("__uuid:", "uuid", lambda: str(uuid.uuid4())))
+
+    def random(self) -> float:
+        return float(self._recorded_value("__random:", "random", _random.random))
+
+    # ------------------------------------------------------------------ control flow
+    async def switch(
+        self,
+        step_id: str,
+        value: Any,
+        branches: Sequence[Branch | Mapping[str, Any]],
+        default: Callable[..., Any] | Branch | None = None,
+    ) -> Any:
+        """Run the first branch whose `match` fits `value`, once; replay returns its stored result."""
+        parsed = [Branch.of(b) for b in branches]
+        seq, rec = self._next(step_id, "switch", user=True)
+        if rec is not None and rec["status"] == "completed":
+            return rec.get("result")
+        chosen = next((b for b in parsed if b.matches(value)), None)
+        if chosen is None:
+            if default is None:
+                raise NoMatchingBranch(
+                    f"switch {step_id!r}: no branch matched {value!r} and no default was given",
+                    step_id=step_id,
+                    value=repr(value)[:200],
+                )
+            chosen = default if isinstance(default, Branch) else Branch(id="default", match=None, run=default)
+        await self._flush()
+        fn = chosen.run
+        result = await self._call(fn, (value,) if _takes_argument(fn) else (), {})
+        plain = _codec.to_plain(result, what=f"result of switch {step_id!r}", step_id=step_id)
+        self._buffer(
+            step_id,
+            encode_record(seq, "switch", "completed", result=plain, at_ms=now_ms(), meta={"branch": chosen.id}, step_id=step_id),
+            AuditDraft(kind="switch", message=f"switch {step_id} took branch {chosen.id}", step_id=step_id),
+        )
+        self._pending.current_step = step_id
+        await self._flush()
+        return plain
+
+    async def rollback(self) -> None:
+        """Run registered compensations newest first, each exactly once (resumable after a crash)."""
+        while self._compensations:
+            sid, fn, result, policy = self._compensations.pop()
+            args = (result,) if _takes_argument(fn) else ()
+            await self._step(f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind="compensation")
+
+
+def _outside(name: str) -> DurableError:
+    return DurableError(f"durable.{name}() can only be called inside a workflow function", helper=name)
+
+
+def now() -> datetime:
+    """Replay-safe current time; raises outside a workflow."""
+    ctx = current_context.get()
+    if ctx is None:
+        raise _outside("now")
+    return ctx.now()
+
+
+def uuid4() -> uuid.UUID:
+    ctx = current_context.get()
+    if ctx is None:
+        raise _outside("uuid4")
+    return ctx.uuid4()
+
+
+def random() -> float:
+    ctx = current_context.get()
+    if ctx is None:
+        raise _outside("random")
+    return ctx.random()
+
+
+AwaitableAny = Awaitable[Any]

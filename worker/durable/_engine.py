@@ -1,0 +1,148 @@
+"""The replay engine: one activation of one execution, from lease to commit.
+
+acquire (lease + whole history, one round trip) → run the workflow from the top through
+a `WorkflowContext` → finish, or a committed suspension, or abandon on a lost lease.
+The engine keeps nothing about an execution once the activation ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Literal
+
+from . import _codec
+from ._context import WorkflowContext, _Run, current_context, now_ms
+from ._errors import Cancelled, LeaseLost, Suspend, describe_exception
+from ._metrics import METRICS
+from ._records import Status
+from ._store._base import Store
+from ._workflow import WorkflowDef
+
+log = logging.getLogger("durable.engine")
+
+Outcome = Literal[
+    "completed", "failed", "cancelled", "suspended", "busy", "finished", "missing", "lease_lost", "unserved"
+]
+
+# Retry an execution whose workflow this worker does not serve after this long (another pool may).
+_UNSERVED_RETRY_MS = 5_000
+
+
+@dataclass(frozen=True)
+class Activation:
+    execution_id: str
+    token: int
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        registry: Mapping[str, WorkflowDef],
+        *,
+        worker_id: str,
+        lease_ttl_ms: int,
+        executor: Executor | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.worker_id = worker_id
+        self.lease_ttl_ms = lease_ttl_ms
+        self.executor = executor
+        # Leases this engine holds right now; the worker renews them.
+        self.active: dict[str, int] = {}
+
+    async def run(self, execution_id: str) -> Outcome:
+        store = self.store
+        acquired = await store.acquire(execution_id, self.worker_id, self.lease_ttl_ms, now_ms())
+        if acquired.outcome == "busy":
+            # The holder re-enqueues on release; this timer covers a holder that died.
+            jitter = random.randint(5, 50)
+            await store.add_timer(execution_id, "lease", now_ms() + acquired.retry_after_ms + jitter)
+            return "busy"
+        if acquired.outcome != "ok":
+            return acquired.outcome
+        record = acquired.record
+        assert record is not None
+        token = acquired.token
+        definition = self.registry.get(record.workflow_id)
+        if definition is None:
+            log.warning(
+                "execution %s: workflow %r is not served by this worker; retrying later",
+                execution_id,
+                record.workflow_id,
+            )
+            await store.release(execution_id, self.worker_id, token)
+            await store.add_timer(execution_id, "unserved", now_ms() + _UNSERVED_RETRY_MS)
+            return "unserved"
+        self.active[execution_id] = token
+        run = _Run(store, execution_id, token, self.worker_id, self.executor)
+        ctx = WorkflowContext(
+            run,
+            execution_id=execution_id,
+            workflow_id=record.workflow_id,
+            history=acquired.steps,
+            attempt=record.attempt,
+        )
+        reset = current_context.set(ctx)
+        try:
+            return await self._drive(definition, ctx, record.input, token)
+        finally:
+            current_context.reset(reset)
+            self.active.pop(execution_id, None)
+
+    async def _drive(self, definition: WorkflowDef, ctx: WorkflowContext, stored_input: object, token: int) -> Outcome:
+        store = self.store
+        execution_id = ctx.execution_id
+        workflow_id = definition.workflow_id
+        try:
+            try:
+                value = definition.parse_input(stored_input)
+                result = await definition.fn(ctx, value)
+                encoded = _codec.dumps(result, what=f"result of workflow {workflow_id!r}")
+            except Suspend:
+                return "suspended"
+            except Cancelled:
+                # The store applies the pending cancel as soon as our lease is gone.
+                await store.release(execution_id, self.worker_id, token)
+                METRICS.finished(workflow_id, "cancelled")
+                return "cancelled"
+            except (LeaseLost, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
+                await store.finish(
+                    execution_id,
+                    token,
+                    ctx._take_pending(),
+                    now_ms(),
+                    status=Status.FAILED,
+                    error=_codec.dumps(describe_exception(exc), what="error"),
+                )
+                METRICS.finished(workflow_id, "failed")
+                return "failed"
+            await store.finish(
+                execution_id, token, ctx._take_pending(), now_ms(), status=Status.COMPLETED, result=encoded
+            )
+            METRICS.finished(workflow_id, "completed")
+            return "completed"
+        except LeaseLost:
+            log.warning("execution %s: lease lost to a newer worker; abandoning this run", execution_id)
+            return "lease_lost"
+        except asyncio.CancelledError:
+            # Worker shutdown: hand the execution back at once instead of after the lease expires.
+            await asyncio.shield(self._hand_back(execution_id, token))
+            raise
+
+    async def _hand_back(self, execution_id: str, token: int) -> None:
+        try:
+            await self.store.release(execution_id, self.worker_id, token)
+            await self.store.enqueue(execution_id, "handoff")
+        except Exception:  # pragma: no cover - best effort on the way out
+            log.exception("execution %s: could not hand back on shutdown", execution_id)
+

@@ -1,0 +1,1 @@
+"""Stores: where executions live (`MemoryStore` for tests and demos, `RedisStore` for production)."""

@@ -1,0 +1,237 @@
+"""The worker: reads the ready queue, fires timers, reclaims abandoned work, renews leases.
+
+Several executions run at once on one event loop (`concurrency`); sync step bodies run in
+a thread pool so a blocking step does not stall the others. The store being unreachable
+is never fatal: each loop backs off and tries again, and nothing is acked until the
+activation's outcome is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ._context import now_ms
+from ._engine import Engine
+from ._errors import StoreUnavailable
+from ._metrics import METRICS
+from ._records import QueueEntry
+
+if TYPE_CHECKING:
+    from ._service import Durable
+
+log = logging.getLogger("durable.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        durable: Durable,
+        *,
+        concurrency: int = 64,
+        worker_id: str | None = None,
+        lease_ttl: float = 30.0,
+        visibility_timeout: float = 60.0,
+        threads: int | None = None,
+        timers: bool = True,
+        schedules: bool = True,
+        recover: bool = True,
+        max_idle_poll: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if lease_ttl <= 0 or visibility_timeout <= 0:
+            raise ValueError("lease_ttl and visibility_timeout must be positive")
+        self.durable = durable
+        self.store = durable.store
+        self.concurrency = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease_ttl_ms = int(lease_ttl * 1000)
+        self.visibility_ms = int(visibility_timeout * 1000)
+        self.max_idle_poll = max_idle_poll
+        self._executor = ThreadPoolExecutor(max_workers=threads or min(32, concurrency), thread_name_prefix="durable-step")
+        self.engine = Engine(
+            self.store,
+            durable.registry,
+            worker_id=self.worker_id,
+            lease_ttl_ms=self.lease_ttl_ms,
+            executor=self._executor,
+        )
+        self._with_timers = timers
+        self._with_schedules = schedules
+        self._with_recover = recover
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._slots = asyncio.Semaphore(concurrency)
+        self._stopping = asyncio.Event()
+        self.processed = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._with_recover:
+            await self._retrying("recover", self.durable.recover)
+        self._loops.append(asyncio.create_task(self._consume(), name="durable-consume"))
+        self._loops.append(asyncio.create_task(self._reclaim(), name="durable-reclaim"))
+        self._loops.append(asyncio.create_task(self._renew(), name="durable-renew"))
+        if self._with_timers:
+            self._loops.append(asyncio.create_task(self._timers(), name="durable-timers"))
+        if self._with_schedules:
+            self._loops.append(asyncio.create_task(self._schedules(), name="durable-schedules"))
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work, let running activations finish for `grace` seconds, then hand back the rest."""
+        self._stopping.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        if self._inflight:
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped after %d activations", self.worker_id, self.processed)
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    # ------------------------------------------------------------------ loops
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.05
+        while not self._stopping.is_set():
+            try:
+                return await fn()
+            except StoreUnavailable as exc:
+                log.warning("%s: store unreachable (%s); retrying in %.2f s", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
+
+    async def _consume(self) -> None:
+        delay = 0.05
+        while True:
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                entries = await self.store.dequeue(self.worker_id, free, int(self.max_idle_poll * 1000))
+                delay = 0.05
+            except StoreUnavailable as exc:
+                log.warning("queue read failed: %s; retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for entry in entries:
+                self._spawn(entry)
+
+    def _spawn(self, entry: QueueEntry) -> None:
+        task = asyncio.create_task(self._handle(entry), name=f"durable-run-{entry.execution_id}")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _handle(self, entry: QueueEntry) -> None:
+        delay = 0.05
+        while True:
+            try:
+                outcome = await self.engine.run(entry.execution_id)
+                await self.store.ack([entry.entry_id])
+                break
+            except StoreUnavailable as exc:
+                if self._stopping.is_set():
+                    return  # unacked: another worker reclaims it
+                log.warning("execution %s: store unreachable (%s); retrying in %.2f s", entry.execution_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug in the engine must not kill the worker; the entry stays unacked and is reclaimed.
+                log.exception("execution %s: unexpected error in activation", entry.execution_id)
+                return
+        self.processed += 1
+        METRICS.activations.labels(outcome=outcome).inc()
+
+    async def _timers(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                now = now_ms()
+                fired = await self.store.fire_due_timers(now)
+                if fired:
+                    continue
+                due = await self.store.next_timer_due()
+                wait = self.max_idle_poll if due is None else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                if wait > 0:
+                    await self.store.wait_timer_change(wait)
+                delay = 0.05
+            except StoreUnavailable as exc:
+                log.warning("timer poll failed: %s; retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _reclaim(self) -> None:
+        period = max(0.05, self.visibility_ms / 4000)
+        while True:
+            await asyncio.sleep(period)
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                continue
+            try:
+                for entry in await self.store.reclaim(self.worker_id, self.visibility_ms, free):
+                    log.info("reclaimed execution %s (%s) from a silent worker", entry.execution_id, entry.reason)
+                    self._spawn(entry)
+                METRICS.queue_depth.set(await self.store.queue_depth())
+                METRICS.due_timers.set(await self.store.due_timer_count(now_ms()))
+            except StoreUnavailable as exc:
+                log.warning("reclaim failed: %s", exc)
+
+    async def _renew(self) -> None:
+        period = max(0.05, self.lease_ttl_ms / 3000)
+        while True:
+            await asyncio.sleep(period)
+            for execution_id, token in list(self.engine.active.items()):
+                with contextlib.suppress(StoreUnavailable):
+                    if not await self.store.renew(execution_id, self.worker_id, token, self.lease_ttl_ms):
+                        log.warning("execution %s: lease could not be renewed (taken over?)", execution_id)
+
+    async def _schedules(self) -> None:
+        scheduler = self.durable._make_scheduler()
+        if scheduler is None:
+            return
+        waiter: Callable[[float], Awaitable[Any]] = (
+            getattr(scheduler, "wait_change", None) or getattr(self.store, "wait_schedule_change", None) or asyncio.sleep
+        )
+        delay = 0.05
+        while True:
+            try:
+                due = await scheduler.tick(now_ms())
+                wait = self.max_idle_poll if due is None else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                if wait > 0:
+                    await waiter(wait)
+                delay = 0.05
+            except StoreUnavailable as exc:
+                log.warning("schedule poll failed: %s; retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("schedule poll failed")
+                await asyncio.sleep(1.0)

@@ -1,0 +1,242 @@
+"""Workflow definitions: the `@workflow` decorator, typed signal and step ids, retry policies."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ._errors import InputValidationError, SignalPayloadError
+
+T = TypeVar("T")
+
+WorkflowFn = Callable[..., Awaitable[Any]]
+
+_WORKFLOWS: dict[str, WorkflowDef] = {}
+_SIGNALS: dict[str, Signal[Any]] = {}
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = "" if exc.error_count() <= 5 else f" (+{exc.error_count() - 5} more)"
+    return "; ".join(parts) + more
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    workflow_id: str
+    fn: WorkflowFn
+    category: str | None = None
+    input_model: type[BaseModel] | None = None
+    description: str | None = None
+
+    def validate_input(self, value: Any) -> Any:
+        """The input in the form it is stored: validated by the model if the workflow declares one."""
+        if self.input_model is None:
+            return value
+        try:
+            model = value if isinstance(value, self.input_model) else self.input_model.model_validate(value)
+        except ValidationError as exc:
+            raise InputValidationError(
+                f"input for workflow {self.workflow_id!r} is invalid: {_one_line(exc)}",
+                workflow_id=self.workflow_id,
+                errors=_one_line(exc),
+            ) from None
+        return model.model_dump(mode="json")
+
+    def parse_input(self, stored: Any) -> Any:
+        if self.input_model is None:
+            return stored
+        return self.input_model.model_validate(stored)
+
+
+def _input_model(fn: WorkflowFn) -> type[BaseModel] | None:
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < 2:
+        return None
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    hint = hints.get(params[1].name)
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return hint
+    return None
+
+
+def workflow(
+    workflow_id: str, *, category: str | None = None, description: str | None = None
+) -> Callable[[WorkflowFn], WorkflowFn]:
+    """Register an async function `(ctx, input) -> result` under `workflow_id`.
+
+    The function itself is returned unchanged (so it stays callable in unit tests); its
+    definition hangs off `fn.__durable_workflow__`.
+    """
+    if not isinstance(workflow_id, str) or not workflow_id.strip():
+        raise ValueError("workflow id must be a non-empty string")
+
+    def decorate(fn: WorkflowFn) -> WorkflowFn:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"workflow {workflow_id!r} must be an async function (async def)")
+        existing = _WORKFLOWS.get(workflow_id)
+        if existing is not None and existing.fn.__qualname__ != fn.__qualname__:
+            raise ValueError(
+                f"workflow id {workflow_id!r} is already registered by {existing.fn.__module__}.{existing.fn.__qualname__}"
+            )
+        definition = WorkflowDef(
+            workflow_id=workflow_id,
+            fn=fn,
+            category=category,
+            input_model=_input_model(fn),
+            description=description or (inspect.getdoc(fn) or None),
+        )
+        _WORKFLOWS[workflow_id] = definition
+        fn.__durable_workflow__ = definition  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def as_definition(obj: Any) -> WorkflowDef:
+    if isinstance(obj, WorkflowDef):
+        return obj
+    definition = getattr(obj, "__durable_workflow__", None)
+    if isinstance(definition, WorkflowDef):
+        return definition
+    raise TypeError(f"{obj!r} is not a workflow: decorate it with @workflow('<id>')")
+
+
+def registered_workflows() -> list[WorkflowDef]:
+    """Every workflow registered in this process with `@workflow`."""
+    return list(_WORKFLOWS.values())
+
+
+class Signal(Generic[T]):
+    """A signal id, optionally typed: payloads are validated by `model` on send and parsed on receipt."""
+
+    __slots__ = ("model", "name")
+
+    def __init__(self, name: str, model: type[T] | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("signal name must be a non-empty string")
+        self.name = name
+        self.model = model
+        if model is not None:
+            _SIGNALS[name] = self
+
+    def __repr__(self) -> str:
+        return f"Signal({self.name!r}, {getattr(self.model, '__name__', None)})"
+
+    def validate(self, payload: Any) -> Any:
+        """Payload in its stored form; raises `SignalPayloadError` with a one-line reason."""
+        model = self.model
+        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return payload
+        try:
+            parsed = payload if isinstance(payload, model) else model.model_validate(payload)
+        except ValidationError as exc:
+            raise SignalPayloadError(
+                f"payload for signal {self.name!r} is invalid: {_one_line(exc)}",
+                signal=self.name,
+                errors=_one_line(exc),
+            ) from None
+        return parsed.model_dump(mode="json")
+
+    def parse(self, stored: Any) -> Any:
+        model = self.model
+        if model is not None and isinstance(model, type) and issubclass(model, BaseModel) and stored is not None:
+            return model.model_validate(stored)
+        return stored
+
+
+def resolve_signal(signal: str | Signal[Any]) -> Signal[Any]:
+    if isinstance(signal, Signal):
+        return signal
+    if not isinstance(signal, str) or not signal:
+        raise ValueError(f"signal must be a name or a Signal, got {signal!r}")
+    return _SIGNALS.get(signal) or Signal(signal)
+
+
+@dataclass(frozen=True)
+class StepId(Generic[T]):
+    """A step id with the model of its result: `ctx.step(StepId("charge", Charge), fn)` returns a `Charge`."""
+
+    id: str
+    model: type[T] | None = None
+
+    def parse(self, stored: Any) -> Any:
+        model = self.model
+        if model is not None and isinstance(model, type) and issubclass(model, BaseModel) and stored is not None:
+            return model.model_validate(stored)
+        return stored
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of `ctx.switch`: `match` is a value compared with == or a predicate."""
+
+    id: str
+    match: Any
+    run: Callable[..., Any]
+
+    @staticmethod
+    def of(spec: Branch | Mapping[str, Any]) -> Branch:
+        if isinstance(spec, Branch):
+            return spec
+        try:
+            return Branch(id=str(spec["id"]), match=spec.get("match"), run=spec["run"])
+        except (KeyError, TypeError):
+            raise ValueError(f"a branch needs 'id', 'match' and 'run', got {spec!r}") from None
+
+    def matches(self, value: Any) -> bool:
+        if callable(self.match):
+            return bool(self.match(value))
+        return bool(self.match == value)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing step is retried; back-off waits are durable timers, not worker sleeps."""
+
+    max_attempts: int = 1
+    initial_interval: float = 1.0
+    backoff: float = 2.0
+    max_interval: float = 60.0
+    non_retryable: tuple[type[BaseException], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("RetryPolicy.max_attempts must be at least 1")
+        if self.initial_interval < 0 or self.max_interval < 0 or self.backoff < 1:
+            raise ValueError("RetryPolicy intervals must be >= 0 and backoff >= 1")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.max_interval, self.initial_interval * (self.backoff ** (attempt - 1))))
+
+    def should_retry(self, exc: BaseException, attempt: int) -> bool:
+        if attempt >= self.max_attempts:
+            return False
+        if self.non_retryable and isinstance(exc, self.non_retryable):
+            return False
+        retryable = getattr(exc, "retryable", None)
+        return retryable is not False or not hasattr(type(exc), "retryable")
+
+
+NO_RETRY = RetryPolicy()
+
+
+def seconds(value: float | timedelta) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected seconds or a timedelta, got {value!r}")
+    return float(value)
