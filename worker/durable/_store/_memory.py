@@ -45,6 +45,7 @@ from ._base import (
     Store,
     SuspendOutcome,
 )
+from ._memory_schedules import MemoryScheduleStore
 
 _STATUS_CAP = 100_000
 _EVENTS_CAP = 10_000
@@ -112,7 +113,7 @@ class _Exec:
         )
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryScheduleStore, Store):
     """All state in one process. Not shared between processes; lost on exit."""
 
     def __init__(self) -> None:
