@@ -151,6 +151,22 @@ class CronSlots:
         raise InvalidSchedule(f"cron expression {self.expr!r} never fires", cron=self.expr)
 
 
+    def iter_after(self, after_ms: int) -> Iterator[int]:
+        """The slots after `after_ms`, in order (one croniter walk away from offset changes)."""
+        current = after_ms
+        it: Any = None
+        while True:
+            if it is not None:
+                candidate = it.get_next(datetime)
+                found = self.instants(candidate)
+                if len(found) == 1 and found[0] > current and not self._near_change(found[0]):
+                    current = found[0]
+                    yield current
+                    continue
+            current = self.next_after(current)
+            yield current
+            it = croniter(self.expr, self._wall(current))
+
 @functools.lru_cache(maxsize=256)
 def cron_slots(expr: str, timezone: str) -> CronSlots:
     return CronSlots(expr, timezone)
@@ -245,12 +261,13 @@ class ScheduleSpec:
         return cron_slots(self.cron, self.timezone).next_after(after_ms)
 
     def iter_after(self, after_ms: int) -> Iterator[int]:
-        cron = cron_slots(self.cron, self.timezone) if self.cron is not None else None
-        current: int | None = after_ms
+        if self.cron is not None:
+            yield from cron_slots(self.cron, self.timezone).iter_after(after_ms)
+            return
+        current = self.next_after(after_ms)
         while current is not None:
-            current = cron.next_after(current) if cron is not None else self.next_after(current)
-            if current is not None:
-                yield current
+            yield current
+            current = self.next_after(current)
 
     def first_slot(self, now_ms: int) -> int | None:
         """The slot a new (or retimed, or resumed) schedule waits for."""
