@@ -150,7 +150,6 @@ class CronSlots:
             pass
         raise InvalidSchedule(f"cron expression {self.expr!r} never fires", cron=self.expr)
 
-
     def iter_after(self, after_ms: int) -> Iterator[int]:
         """The slots after `after_ms`, in order (one croniter walk away from offset changes)."""
         current = after_ms
@@ -166,6 +165,7 @@ class CronSlots:
             current = self.next_after(current)
             yield current
             it = croniter(self.expr, self._wall(current))
+
 
 @functools.lru_cache(maxsize=256)
 def cron_slots(expr: str, timezone: str) -> CronSlots:
@@ -438,6 +438,10 @@ class ScheduleClient:
     def _schedules_store(self) -> ScheduleStore:
         return schedule_store(self.store)
 
+    def _actor(self, actor: str | None) -> str | None:
+        default: str | None = getattr(self, "actor", None)
+        return actor or default
+
     async def _schedule_record(self, schedule_id: str) -> tuple[ScheduleRecord, ScheduleSpec]:
         rec = await self._schedules_store().get_schedule(schedule_id)
         if rec is None:
@@ -554,7 +558,9 @@ class ScheduleClient:
                 create=True,
                 audit=[
                     AuditDraft(
-                        "created", f"schedule created: {spec.describe()} → {spec.workflow_id}", actor=actor
+                        "created",
+                        f"schedule created: {spec.describe()} → {spec.workflow_id}",
+                        actor=self._actor(actor),
                     )
                 ],
             )
@@ -592,7 +598,7 @@ class ScheduleClient:
             paused=paused,
             now_ms=now,
             create=False,
-            audit=[AuditDraft(kind, message, actor=actor)],
+            audit=[AuditDraft(kind, message, actor=self._actor(actor))],
         )
         if rec2 is None:
             raise ScheduleNotFound(
@@ -679,7 +685,7 @@ class ScheduleClient:
             paused=paused,
             now_ms=now,
             create=False,
-            audit=[AuditDraft("paused" if paused else "resumed", message, actor=actor)],
+            audit=[AuditDraft("paused" if paused else "resumed", message, actor=self._actor(actor))],
         )
         if rec2 is None:
             raise ScheduleNotFound(
@@ -717,7 +723,7 @@ class ScheduleClient:
         """Delete the schedule (runs already started go on). Raises `ScheduleNotFound`."""
         if not await self._schedules_store().delete_schedule(id):
             raise ScheduleNotFound(f"schedule {id!r} does not exist", schedule_id=id)
-        log.info("schedule %s removed by %s", id, actor or "unknown")
+        log.info("schedule %s removed by %s", id, self._actor(actor) or "unknown")
 
 
 # ---------------------------------------------------------------------------- the poller
