@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -201,7 +202,7 @@ async def test_daily_schedule_fires_once_a_day_across_dst(
             await scheduler.tick(due + late)
         info = await durable.get_schedule("daily")
         assert info.last_run_at is not None
-        fired_local.append(info.last_run_at.astimezone(__import__("zoneinfo").ZoneInfo(tz)))
+        fired_local.append(info.last_run_at.astimezone(ZoneInfo(tz)))
         assert info.next_run_at is not None
         due = ms(info.next_run_at)
     assert [d.strftime("%m-%d") for d in fired_local] == days
