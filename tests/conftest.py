@@ -1,0 +1,71 @@
+"""Shared fixtures: a real redis-server for the session, a clean database per test, both stores."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from _redis_server import RedisServer
+from durable._store._base import Store
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole session. Tests that kill it must restart it (see `fresh_redis_server`)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for fault tests that kill and restart it."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, its data flushed before the test."""
+    if not redis_server.running:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+def _memory_store() -> Store:
+    try:
+        module = importlib.import_module("durable._store._memory")
+    except ImportError as exc:
+        pytest.skip(f"MemoryStore is not available yet: {exc}")
+    store: Store = module.MemoryStore()
+    return store
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each conformance test runs once on the in-memory store and once on Redis."""
+    if request.param == "memory":
+        made = _memory_store()
+    else:
+        from durable._store._redis import RedisStore
+
+        made = RedisStore.from_url(request.getfixturevalue("redis_url"))
+    try:
+        yield made
+    finally:
+        await made.close()

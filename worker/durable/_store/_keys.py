@@ -1,0 +1,191 @@
+"""Every Redis key shape the engine uses, in one place.
+
+Keys of one execution carry the hash tag `{<execution id>}` so that a Lua script may
+touch them all on a single Redis or in one Cluster slot. Shared keys keep their
+partition in the name (`{q0}` for the queue side, `{s0}` for schedules) so that a hot
+key can later be split without renaming the others.
+
+The Lua scripts that touch executions other than the one in their KEYS (timer firing,
+recovery, purging, listing) build execution keys from `Keys.lua_constants()`, which is
+derived from the methods below: the shapes live here only.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+QUEUE_GROUP = "workers"
+AUDIT_MAXLEN = 1000
+STATUS_MAXLEN = 100_000
+EVENTS_MAXLEN = 10_000
+
+_PLACEHOLDER = "\x00"
+
+
+class Keys:
+    """Key names under one prefix (default `dw`)."""
+
+    __slots__ = ("_active", "_done", "_events", "_finished", "_idx_all", "_queue", "_status", "_timers",
+                 "_timers_changed", "prefix", "queue_partition")  # fmt: skip
+
+    def __init__(self, prefix: str = "dw", *, queue_partition: str = "q0") -> None:
+        if not _SAFE_PREFIX.match(prefix):
+            raise ValueError(f"key prefix {prefix!r} may hold only letters, digits and _ . : -")
+        self.prefix = prefix
+        self.queue_partition = queue_partition
+        shared = f"{prefix}:{{{queue_partition}}}"
+        self._queue = f"{shared}:queue"
+        self._timers = f"{shared}:timers"
+        self._timers_changed = f"{shared}:timers:changed"
+        self._status = f"{shared}:status"
+        self._events = f"{shared}:events"
+        self._idx_all = f"{prefix}:idx:all"
+        self._active = f"{prefix}:active"
+        self._finished = f"{prefix}:finished"
+        self._done = f"{prefix}:done"
+
+    # ------------------------------------------------------------ one execution
+    def exec(self, execution_id: str) -> str:
+        """Hash: the execution's fields (status, input, result, fence counter, ...)."""
+        return f"{self.prefix}:{{{execution_id}}}:exec"
+
+    def steps(self, execution_id: str) -> str:
+        """Hash: step id → encoded step record."""
+        return f"{self.prefix}:{{{execution_id}}}:steps"
+
+    def lease(self, execution_id: str) -> str:
+        """String `worker_id:token` with a time-to-live."""
+        return f"{self.prefix}:{{{execution_id}}}:lease"
+
+    def sig(self, execution_id: str, name: str) -> str:
+        """List: buffered payloads of signal `name`."""
+        return f"{self.prefix}:{{{execution_id}}}:sig:{name}"
+
+    def sigids(self, execution_id: str) -> str:
+        """Set: delivery ids already accepted (dedupe)."""
+        return f"{self.prefix}:{{{execution_id}}}:sigids"
+
+    def signames(self, execution_id: str) -> str:
+        """Set: names of the signal lists that exist, so a purge can find them."""
+        return f"{self.prefix}:{{{execution_id}}}:signames"
+
+    def audit(self, execution_id: str) -> str:
+        """Stream (capped at about AUDIT_MAXLEN) of audit entries."""
+        return f"{self.prefix}:{{{execution_id}}}:audit"
+
+    def execution_keys(self, execution_id: str) -> list[str]:
+        """The fixed KEYS layout of every per-execution script (see lua/_prelude.lua)."""
+        p = f"{self.prefix}:{{{execution_id}}}:"
+        return [
+            p + "exec",
+            p + "steps",
+            p + "lease",
+            p + "audit",
+            p + "sigids",
+            p + "signames",
+            self._queue,
+            self._timers,
+            self._status,
+            self._events,
+            self._active,
+            self._finished,
+        ]
+
+    # ------------------------------------------------------------ shared (partitioned)
+    def queue(self) -> str:
+        """Stream: the ready queue, consumer group QUEUE_GROUP; fields e (execution id), r (reason)."""
+        return self._queue
+
+    def timers(self) -> str:
+        """Sorted set: `<execution id>|<timer id>` scored by due time in ms."""
+        return self._timers
+
+    def timers_changed(self) -> str:
+        """Pub/sub channel: a timer was added (pollers re-aim their sleep)."""
+        return self._timers_changed
+
+    def status(self) -> str:
+        """Stream (capped at about STATUS_MAXLEN) of status changes: e, w, s, c, t."""
+        return self._status
+
+    def events(self) -> str:
+        """Stream (capped at about EVENTS_MAXLEN) of events workflows emit: e, n, p, t."""
+        return self._events
+
+    # ------------------------------------------------------------ indexes and channels
+    def idx_all(self) -> str:
+        """Sorted set: every execution id scored by creation time in ms."""
+        return self._idx_all
+
+    def idx_workflow(self, workflow_id: str) -> str:
+        """Sorted set: the executions of one workflow scored by creation time in ms."""
+        return f"{self.prefix}:idx:wf:{workflow_id}"
+
+    def active(self) -> str:
+        """Set: ids of executions not yet final."""
+        return self._active
+
+    def finished(self) -> str:
+        """Sorted set: ids of final executions scored by the time they became final."""
+        return self._finished
+
+    def done_channel(self) -> str:
+        """Pub/sub channel: the id of every execution that just became final."""
+        return self._done
+
+    # ------------------------------------------------------------ schedules (used by the schedules mixin)
+    def schedule(self, schedule_id: str) -> str:
+        """Hash: one schedule's definition and state."""
+        return f"{self.prefix}:{{s0}}:sched:{schedule_id}"
+
+    def schedule_due(self) -> str:
+        """Sorted set: schedule id scored by its next due time (or claim expiry) in ms."""
+        return f"{self.prefix}:{{s0}}:sched:due"
+
+    def schedule_index(self) -> str:
+        """Set: every schedule id."""
+        return f"{self.prefix}:{{s0}}:sched:index"
+
+    # ------------------------------------------------------------ for the Lua scripts
+    def lua_constants(self) -> dict[str, str]:
+        """Values substituted into lua/_prelude.lua: key shapes split around the execution id."""
+
+        def split(key: str) -> tuple[str, str]:
+            head, tail = key.split(_PLACEHOLDER)
+            return head, tail
+
+        head, exec_tail = split(self.exec(_PLACEHOLDER))
+        _, steps_tail = split(self.steps(_PLACEHOLDER))
+        _, lease_tail = split(self.lease(_PLACEHOLDER))
+        _, audit_tail = split(self.audit(_PLACEHOLDER))
+        _, sigids_tail = split(self.sigids(_PLACEHOLDER))
+        _, signames_tail = split(self.signames(_PLACEHOLDER))
+        sig_tail = self.sig(_PLACEHOLDER, "").split(_PLACEHOLDER)[1]
+        wf_head = self.idx_workflow("")
+        return {
+            "K_HEAD": head,
+            "K_EXEC": exec_tail,
+            "K_STEPS": steps_tail,
+            "K_LEASE": lease_tail,
+            "K_AUDIT": audit_tail,
+            "K_SIGIDS": sigids_tail,
+            "K_SIGNAMES": signames_tail,
+            "K_SIG": sig_tail,
+            "K_IDX_WF": wf_head,
+            "DONE_CHANNEL": self._done,
+            "TIMERS_CHANNEL": self._timers_changed,
+            "AUDIT_MAXLEN": str(AUDIT_MAXLEN),
+            "STATUS_MAXLEN": str(STATUS_MAXLEN),
+            "EVENTS_MAXLEN": str(EVENTS_MAXLEN),
+        }
+
+    # ------------------------------------------------------------ schedules: audit and change feed
+    def schedule_audit(self, schedule_id: str) -> str:
+        """Stream (capped at about AUDIT_MAXLEN) of one schedule's audit entries."""
+        return f"{self.prefix}:{{s0}}:sched-audit:{schedule_id}"
+
+    def schedule_changes(self) -> str:
+        """Stream (capped, short): one entry per schedule write, so pollers can re-aim their sleep."""
+        return f"{self.prefix}:{{s0}}:sched-changes"

@@ -1,0 +1,127 @@
+-- Prepended to every script. The at-sign placeholders are filled from Keys.lua_constants().
+--
+-- Per-execution scripts receive this fixed KEYS layout (Keys.execution_keys), plus extras:
+--   1 exec  2 steps  3 lease  4 audit  5 sigids  6 signames
+--   7 queue  8 timers  9 status  10 events  11 active  12 finished
+-- and ARGV[1] = execution id, ARGV[2] = now in ms; script arguments start at ARGV[3].
+local K_HEAD = '@K_HEAD@'
+local K_EXEC = '@K_EXEC@'
+local K_STEPS = '@K_STEPS@'
+local K_LEASE = '@K_LEASE@'
+local K_AUDIT = '@K_AUDIT@'
+local K_SIGIDS = '@K_SIGIDS@'
+local K_SIGNAMES = '@K_SIGNAMES@'
+local K_SIG = '@K_SIG@'
+local K_IDX_WF = '@K_IDX_WF@'
+local DONE_CHANNEL = '@DONE_CHANNEL@'
+local TIMERS_CHANNEL = '@TIMERS_CHANNEL@'
+local AUDIT_MAXLEN = @AUDIT_MAXLEN@
+local STATUS_MAXLEN = @STATUS_MAXLEN@
+local EVENTS_MAXLEN = @EVENTS_MAXLEN@
+
+local FINAL = { completed = true, failed = true, cancelled = true }
+
+local EID = ARGV[1]
+local NOW = ARGV[2]
+
+local function hget(field)
+  local v = redis.call('HGET', KEYS[1], field)
+  if not v then
+    return ''
+  end
+  return v
+end
+
+local function audit(kind, message, step_id, actor, data)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', AUDIT_MAXLEN, '*',
+    'k', kind, 'm', message, 's', step_id or '', 'a', actor or '', 'd', data or '', 't', NOW)
+end
+
+local function status_event(workflow_id, status, step)
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', STATUS_MAXLEN, '*',
+    'e', EID, 'w', workflow_id, 's', status, 'c', step, 't', NOW)
+end
+
+local function enqueue(reason)
+  redis.call('XADD', KEYS[7], '*', 'e', EID, 'r', reason)
+end
+
+-- Drop the execution's registered wake-up timer, if any.
+local function drop_timer()
+  local member = hget('timer')
+  if member ~= '' then
+    redis.call('ZREM', KEYS[8], member)
+    redis.call('HSET', KEYS[1], 'timer', '')
+  end
+end
+
+-- True if `token` is the newest fence and the lease still holds it.
+local function fence_ok(token)
+  if redis.call('HGET', KEYS[1], 'fence') ~= token then
+    return false
+  end
+  local holder = redis.call('GET', KEYS[3])
+  if not holder then
+    return false
+  end
+  return string.match(holder, ':(%d+)$') == token
+end
+
+-- Write the checkpoint packed from ARGV[i] on (see _redis._pack_checkpoint); return the next index.
+local function write_checkpoint(i)
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    audit(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+    i = i + 5
+  end
+  n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('XADD', KEYS[10], 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+      'e', EID, 'n', ARGV[i], 'p', ARGV[i + 1], 't', NOW)
+    i = i + 2
+  end
+  local has_step = ARGV[i]
+  local step = ARGV[i + 1]
+  i = i + 2
+  local fields = redis.call('HMGET', KEYS[1], 'workflow_id', 'status', 'current_step')
+  if has_step == '1' and step ~= fields[3] then
+    redis.call('HSET', KEYS[1], 'current_step', step, 'updated_ms', NOW)
+    status_event(fields[1], fields[2], step)
+  else
+    redis.call('HSET', KEYS[1], 'updated_ms', NOW)
+  end
+  return i
+end
+
+-- Make the execution final: status, result or error, timers, indexes, event, audit, done message.
+local function finalize(status, result, err, audit_kind, message, actor)
+  local fields = redis.call('HMGET', KEYS[1], 'workflow_id', 'current_step')
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_ms', NOW, 'updated_ms', NOW, 'waiting_for', '', 'wake_ms', '')
+  if result then
+    redis.call('HSET', KEYS[1], 'result', result)
+  end
+  if err then
+    redis.call('HSET', KEYS[1], 'error', err)
+  end
+  redis.call('HDEL', KEYS[1], 'cancel', 'cancel_actor', 'cancel_error', 'rewake')
+  redis.call('DEL', KEYS[3])
+  drop_timer()
+  redis.call('SREM', KEYS[11], EID)
+  redis.call('ZADD', KEYS[12], NOW, EID)
+  status_event(fields[1], status, fields[2] or '')
+  audit(audit_kind, message, '', actor, '')
+  redis.call('PUBLISH', DONE_CHANNEL, EID)
+end
+
+local function finalize_cancelled(reason, actor, err)
+  finalize('cancelled', nil, err, 'cancelled', 'cancelled: ' .. reason, actor)
+end
+-- ---------------------------------------------------------------- end of prelude

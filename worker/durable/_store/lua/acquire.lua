@@ -1,0 +1,36 @@
+-- acquire. ARGV: 3 worker id, 4 ttl ms.
+-- Returns {'missing'} | {'finished'} | {'busy', pttl} | {'ok', token, exec fields, step records}.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return { 'missing' }
+end
+local f = redis.call('HMGET', KEYS[1], 'status', 'cancel', 'workflow_id', 'current_step', 'started_ms')
+local status = f[1]
+if FINAL[status] then
+  return { 'finished' }
+end
+local pttl = redis.call('PTTL', KEYS[3])
+if pttl ~= -2 then
+  redis.call('HSET', KEYS[1], 'rewake', '1')
+  if pttl < 1 then
+    pttl = 1
+  end
+  return { 'busy', pttl }
+end
+if f[2] and f[2] ~= '' then
+  finalize_cancelled(f[2], hget('cancel_actor'), hget('cancel_error'))
+  return { 'finished' }
+end
+local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('SET', KEYS[3], ARGV[3] .. ':' .. token, 'PX', ARGV[4])
+drop_timer()
+redis.call('HINCRBY', KEYS[1], 'activations', 1)
+redis.call('HSET', KEYS[1], 'status', 'running', 'updated_ms', NOW)
+redis.call('HDEL', KEYS[1], 'rewake')
+if not f[5] or f[5] == '' then
+  redis.call('HSET', KEYS[1], 'started_ms', NOW)
+end
+if status ~= 'running' then
+  redis.call('HSET', KEYS[1], 'waiting_for', '', 'wake_ms', '')
+  status_event(f[3], 'running', f[4] or '')
+end
+return { 'ok', token, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }

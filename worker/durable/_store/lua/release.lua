@@ -1,0 +1,13 @@
+-- release. ARGV: 3 worker id, 4 token. Returns 1 if a rewake was enqueued.
+local holder = redis.call('GET', KEYS[3])
+if holder == ARGV[3] .. ':' .. ARGV[4] then
+  redis.call('DEL', KEYS[3])
+elseif holder or redis.call('HGET', KEYS[1], 'fence') ~= ARGV[4] then
+  return 0
+end
+if hget('rewake') == '1' then
+  redis.call('HDEL', KEYS[1], 'rewake')
+  enqueue('rewake')
+  return 1
+end
+return 0

@@ -1,0 +1,24 @@
+-- retry_execution. ARGV: 3 actor. Returns -2 not found, -4 not failed, 1 done.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -2
+end
+if hget('status') ~= 'failed' then
+  return -4
+end
+local steps = redis.call('HGETALL', KEYS[2])
+for i = 1, #steps, 2 do
+  local ok, rec = pcall(cjson.decode, steps[i + 1])
+  if ok and type(rec) == 'table' and rec['status'] == 'failed' then
+    redis.call('HDEL', KEYS[2], steps[i])
+  end
+end
+redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'status', 'pending', 'updated_ms', NOW)
+redis.call('HDEL', KEYS[1], 'error', 'result', 'finished_ms', 'cancel', 'cancel_actor', 'cancel_error', 'rewake')
+redis.call('SADD', KEYS[11], EID)
+redis.call('ZREM', KEYS[12], EID)
+enqueue('retry')
+audit('retry', 'execution retried', '', ARGV[3], '')
+local f = redis.call('HMGET', KEYS[1], 'workflow_id', 'current_step')
+status_event(f[1], 'pending', f[2] or '')
+return 1

@@ -1,0 +1,44 @@
+-- suspend. Extra KEYS: 13 the wait's signal list (any key when there is no wait).
+-- ARGV: 3 token, 4 status, 5 wake_at ms or '', 6 timer member or '', 7 has wait '1'/'0', 8 signal name,
+-- 9 step id, 10 record prefix, 11 record suffix, 12 deadline ms or '', 13 timeout record, 14.. checkpoint.
+-- Returns {'lost'} | {'cancelled'} | {'signal', payload} | {'timeout'} | {'suspended'}.
+if not fence_ok(ARGV[3]) then
+  return { 'lost' }
+end
+if hget('cancel') ~= '' then
+  return { 'cancelled' }
+end
+write_checkpoint(14)
+local has_wait = ARGV[7] == '1'
+if has_wait then
+  local payload = redis.call('LPOP', KEYS[13])
+  if payload then
+    redis.call('HSET', KEYS[2], ARGV[9], ARGV[10] .. payload .. ARGV[11])
+    audit('signal.consumed', 'signal ' .. ARGV[8] .. ' consumed', ARGV[9], '', payload)
+    return { 'signal', payload }
+  end
+  if ARGV[12] ~= '' and tonumber(NOW) >= tonumber(ARGV[12]) then
+    redis.call('HSET', KEYS[2], ARGV[9], ARGV[13])
+    return { 'timeout' }
+  end
+end
+local status = ARGV[4]
+local waiting_for = ''
+if has_wait then
+  waiting_for = ARGV[8]
+end
+drop_timer()
+redis.call('HSET', KEYS[1], 'status', status, 'waiting_for', waiting_for, 'wake_ms', ARGV[5], 'updated_ms', NOW)
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[8], ARGV[5], ARGV[6])
+  redis.call('HSET', KEYS[1], 'timer', ARGV[6])
+  redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[6])
+end
+redis.call('DEL', KEYS[3])
+local f = redis.call('HMGET', KEYS[1], 'workflow_id', 'current_step', 'rewake')
+status_event(f[1], status, f[2] or '')
+if f[3] == '1' then
+  redis.call('HDEL', KEYS[1], 'rewake')
+  enqueue('rewake')
+end
+return { 'suspended' }
