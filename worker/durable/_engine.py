@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
@@ -43,14 +43,14 @@ class Engine:
     def __init__(
         self,
         store: Store,
-        registry: Mapping[str, WorkflowDef],
+        lookup: Callable[[str], WorkflowDef | None],
         *,
         worker_id: str,
         lease_ttl_ms: int,
         executor: Executor | None = None,
     ) -> None:
         self.store = store
-        self.registry = registry
+        self.lookup = lookup
         self.worker_id = worker_id
         self.lease_ttl_ms = lease_ttl_ms
         self.executor = executor
@@ -70,7 +70,7 @@ class Engine:
         record = acquired.record
         assert record is not None
         token = acquired.token
-        definition = self.registry.get(record.workflow_id)
+        definition = self.lookup(record.workflow_id)
         if definition is None:
             log.warning(
                 "execution %s: workflow %r is not served by this worker; retrying later",

@@ -31,7 +31,14 @@ from ._records import (
 from ._schedules import ScheduleClient
 from ._store._base import ExecutionQuery, NewExecution, Store
 from ._store._memory import MemoryStore
-from ._workflow import Signal, WorkflowDef, as_definition, resolve_signal
+from ._workflow import (
+    Signal,
+    WorkflowDef,
+    as_definition,
+    registered_workflow,
+    registered_workflows,
+    resolve_signal,
+)
 from ._worker import Worker
 
 
@@ -86,13 +93,17 @@ class Durable(ScheduleClient):
         self.actor = actor or _default_actor()
 
     # ------------------------------------------------------------------ helpers
+    def lookup(self, workflow_id: str) -> WorkflowDef | None:
+        """This service's own workflows first, then any `@workflow` registered in the process."""
+        return self.registry.get(workflow_id) or registered_workflow(workflow_id)
+
     def _resolve_workflow(self, workflow: Any) -> WorkflowDef:
         if isinstance(workflow, str):
-            definition = self.registry.get(workflow)
+            definition = self.lookup(workflow)
             if definition is None:
                 if self.allow_unregistered and workflow.strip():
                     return WorkflowDef(workflow_id=workflow, fn=_unregistered)
-                known = ", ".join(sorted(self.registry)) or "none"
+                known = ", ".join(sorted({*self.registry, *(w.workflow_id for w in registered_workflows())})) or "none"
                 raise WorkflowNotFound(
                     f"unknown workflow {workflow!r} (registered: {known})", workflow_id=workflow
                 )

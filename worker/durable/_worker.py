@@ -59,7 +59,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(max_workers=threads or min(32, concurrency), thread_name_prefix="durable-step")
         self.engine = Engine(
             self.store,
-            durable.registry,
+            durable.lookup,
             worker_id=self.worker_id,
             lease_ttl_ms=self.lease_ttl_ms,
             executor=self._executor,
@@ -125,7 +125,7 @@ class Worker:
 
     async def _consume(self) -> None:
         delay = 0.05
-        while True:
+        while not self._stopping.is_set():
             free = self.concurrency - len(self._inflight)
             if free <= 0:
                 await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
@@ -170,7 +170,7 @@ class Worker:
 
     async def _timers(self) -> None:
         delay = 0.05
-        while True:
+        while not self._stopping.is_set():
             try:
                 now = now_ms()
                 fired = await self.store.fire_due_timers(now)
@@ -188,7 +188,7 @@ class Worker:
 
     async def _reclaim(self) -> None:
         period = max(0.05, self.visibility_ms / 4000)
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(period)
             free = self.concurrency - len(self._inflight)
             if free <= 0:
@@ -204,7 +204,7 @@ class Worker:
 
     async def _renew(self) -> None:
         period = max(0.05, self.lease_ttl_ms / 3000)
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(period)
             for execution_id, token in list(self.engine.active.items()):
                 with contextlib.suppress(StoreUnavailable):
@@ -219,7 +219,7 @@ class Worker:
             getattr(scheduler, "wait_change", None) or getattr(self.store, "wait_schedule_change", None) or asyncio.sleep
         )
         delay = 0.05
-        while True:
+        while not self._stopping.is_set():
             try:
                 due = await scheduler.tick(now_ms())
                 wait = self.max_idle_poll if due is None else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))

@@ -114,6 +114,10 @@ def as_definition(obj: Any) -> WorkflowDef:
     raise TypeError(f"{obj!r} is not a workflow: decorate it with @workflow('<id>')")
 
 
+def registered_workflow(workflow_id: str) -> WorkflowDef | None:
+    return _WORKFLOWS.get(workflow_id)
+
+
 def registered_workflows() -> list[WorkflowDef]:
     """Every workflow registered in this process with `@workflow`."""
     return list(_WORKFLOWS.values())

@@ -1,0 +1,443 @@
+"""Engine conformance: the SDK's semantics, run against both stores through the `store` fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from durable import (
+    Branch,
+    Durable,
+    ExecutionCancelledError,
+    ExecutionFinished,
+    ExecutionNotFound,
+    InputValidationError,
+    RetryPolicy,
+    Signal,
+    SignalPayloadError,
+    Status,
+    StepId,
+    Store,
+    WorkflowFailedError,
+    WorkflowNotFound,
+    workflow,
+)
+from durable._context import WorkflowContext
+
+CALLS: collections.Counter[str] = collections.Counter()
+
+
+class Order(BaseModel):
+    order_id: str
+    amount: float
+
+
+class Approval(BaseModel):
+    approved: bool
+
+
+class Charge(BaseModel):
+    charge_id: str
+    amount: float
+
+
+APPROVED = Signal("test.approved", Approval)
+
+
+def counted(name: str, value: Any = None) -> Any:
+    CALLS[name] += 1
+    return value if value is not None else {"step": name}
+
+
+@workflow("test.three_steps")
+async def three_steps(ctx: WorkflowContext, n: int) -> dict[str, Any]:
+    a = await ctx.step("a", counted, "three.a", {"v": n})
+    b = await ctx.step("b", counted, "three.b", {"v": a["v"] + 1})
+
+    async def c_async() -> dict[str, int]:
+        CALLS["three.c"] += 1
+        return {"v": b["v"] + 1}
+
+    c = await ctx.step("c", c_async)
+    return {"a": a["v"], "b": b["v"], "c": c["v"]}
+
+
+@workflow("test.typed")
+async def typed(ctx: WorkflowContext, order: Order) -> dict[str, Any]:
+    charge = await ctx.step(
+        StepId("charge", Charge), lambda: {"charge_id": f"ch-{order.order_id}", "amount": order.amount}
+    )
+    assert isinstance(charge, Charge)
+    return {"charge": charge.charge_id, "amount": charge.amount}
+
+
+@workflow("test.sleep_signal")
+async def sleep_signal(ctx: WorkflowContext, _: Any) -> dict[str, Any]:
+    await ctx.step("before", counted, "ss.before")
+    await ctx.sleep(0.05)
+    approval = await ctx.wait_for_signal(APPROVED)
+    await ctx.step("after", counted, "ss.after")
+    return {"approved": approval.approved}
+
+
+@workflow("test.timeout")
+async def with_timeout(ctx: WorkflowContext, seconds: float) -> dict[str, Any]:
+    res = await ctx.wait_for_signal("test.ping", timeout=seconds, step_id="ping")
+    return {"kind": res.kind, "payload": res.payload}
+
+
+@workflow("test.buffered")
+async def buffered(ctx: WorkflowContext, _: Any) -> list[Any]:
+    await ctx.sleep(0.05)
+    first = await ctx.wait_for_signal("test.item", step_id="first")
+    second = await ctx.wait_for_signal("test.item", step_id="second")
+    return [first, second]
+
+
+@workflow("test.bad_result")
+async def bad_result(ctx: WorkflowContext, _: Any) -> Any:
+    return await ctx.step("make-object", lambda: object())
+
+
+@workflow("test.reserved")
+async def reserved(ctx: WorkflowContext, prefix: str) -> Any:
+    return await ctx.step(f"{prefix}x", lambda: 1)
+
+
+@workflow("test.duplicate")
+async def duplicate(ctx: WorkflowContext, _: Any) -> Any:
+    await ctx.step("same", lambda: 1)
+    return await ctx.step("same", lambda: 2)
+
+
+@workflow("test.retry")
+async def retrying(ctx: WorkflowContext, fail_times: int) -> Any:
+    def flaky() -> str:
+        CALLS["retry.flaky"] += 1
+        if CALLS["retry.flaky"] <= fail_times:
+            raise ConnectionError(f"boom {CALLS['retry.flaky']}")
+        return "ok"
+
+    return await ctx.step("flaky", flaky, retry=RetryPolicy(max_attempts=3, initial_interval=0.01))
+
+
+@workflow("test.switch")
+async def switching(ctx: WorkflowContext, value: Any) -> Any:
+    def big() -> str:
+        CALLS["switch.big"] += 1
+        return "big"
+
+    return await ctx.switch(
+        "route",
+        value,
+        [
+            {"id": "small", "match": lambda v: v < 10, "run": lambda: "small"},
+            Branch(id="big", match=lambda v: v >= 10, run=big),
+        ],
+    )
+
+
+@workflow("test.switch_nodefault")
+async def switch_nodefault(ctx: WorkflowContext, value: Any) -> Any:
+    return await ctx.switch("route", value, [{"id": "one", "match": 1, "run": lambda: "one"}])
+
+
+@workflow("test.saga")
+async def saga(ctx: WorkflowContext, _: Any) -> Any:
+    await ctx.step("reserve", counted, "saga.reserve", {"r": 1}, compensate=lambda r: counted("saga.undo-reserve", r))
+    await ctx.step("charge", counted, "saga.charge", {"c": 1}, compensate=lambda: counted("saga.undo-charge"))
+    try:
+        await ctx.step("ship", _fail)
+    except Exception:
+        await ctx.rollback()
+        return "rolled back"
+    return "shipped"
+
+
+def _fail() -> None:
+    raise RuntimeError("no truck")
+
+
+@workflow("test.helpers")
+async def helpers(ctx: WorkflowContext, _: Any) -> dict[str, Any]:
+    t = ctx.now()
+    u = ctx.uuid4()
+    r = ctx.random()
+    await ctx.emit("test.event", {"u": str(u)})
+    await ctx.note("a note", {"r": r})
+    await ctx.sleep(0.02)
+    return {"t": t.isoformat(), "u": str(u), "r": r}
+
+
+@workflow("test.catch_all")
+async def catch_all(ctx: WorkflowContext, _: Any) -> str:
+    try:
+        await ctx.sleep(0.05)
+    except Exception:  # must not swallow the suspension
+        return "swallowed"
+    return "slept"
+
+
+@workflow("test.long_wait")
+async def long_wait(ctx: WorkflowContext, _: Any) -> Any:
+    await ctx.step("one", counted, "long.one")
+    return await ctx.wait_for_signal("test.never")
+
+
+@workflow("test.fails")
+async def fails(ctx: WorkflowContext, _: Any) -> Any:
+    await ctx.step("ok", counted, "fails.ok")
+    await ctx.step("broken", _fail)
+
+
+@pytest.fixture
+async def durable(store: Store) -> AsyncIterator[Durable]:
+    CALLS.clear()
+    d = Durable(store=store)
+    async with d.worker(concurrency=8, lease_ttl=2.0, visibility_timeout=2.0, max_idle_poll=0.2):
+        yield d
+
+
+async def test_three_steps_complete_and_memoize(durable: Durable) -> None:
+    result = await durable.start_and_wait(three_steps, 1, timeout=10)
+    assert result == {"a": 1, "b": 2, "c": 3}
+    assert CALLS["three.a"] == CALLS["three.b"] == CALLS["three.c"] == 1
+    eid = (await durable.list_executions(workflow="test.three_steps"))[0].execution_id
+    steps = await durable.list_step_results(eid)
+    assert [(s.step_id, s.result) for s in steps] == [("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})]
+    record = await durable.get_execution(eid)
+    assert record is not None and record.status == Status.COMPLETED and record.result == result
+    assert record.started_at is not None and record.finished_at is not None
+
+
+async def test_start_is_idempotent_on_execution_id(durable: Durable) -> None:
+    first = await durable.start(three_steps, 5, execution_id="fixed-id")
+    second = await durable.start(three_steps, 5, execution_id="fixed-id")
+    assert first == second == "fixed-id"
+    await durable.wait(first, timeout=10)
+    assert CALLS["three.a"] == 1
+
+
+async def test_typed_input_and_step_model(durable: Durable) -> None:
+    assert await durable.start_and_wait(typed, {"order_id": "o1", "amount": 3}, timeout=10) == {
+        "charge": "ch-o1",
+        "amount": 3.0,
+    }
+
+
+async def test_invalid_input_is_refused_and_nothing_stored(durable: Durable) -> None:
+    with pytest.raises(InputValidationError, match="amount"):
+        await durable.start(typed, {"order_id": "o1", "amount": "lots"})
+    assert await durable.list_executions(workflow="test.typed") == []
+
+
+async def test_unknown_workflow_is_refused(durable: Durable) -> None:
+    with pytest.raises(WorkflowNotFound, match="nope"):
+        await durable.start("nope", {})
+    assert await durable.list_executions() == []
+
+
+async def test_sleep_then_signal(durable: Durable) -> None:
+    eid = await durable.start(sleep_signal, None)
+    await _until(durable, eid, Status.WAITING)
+    assert await durable.signal(eid, APPROVED, {"approved": True})
+    assert await durable.wait(eid, timeout=10) == {"approved": True}
+    assert CALLS["ss.before"] == 1 and CALLS["ss.after"] == 1
+
+
+async def test_signal_payload_model_is_enforced(durable: Durable) -> None:
+    eid = await durable.start(sleep_signal, None)
+    with pytest.raises(SignalPayloadError, match="approved"):
+        await durable.signal(eid, "test.approved", {"approved": "maybe?"})
+    entries = [e.kind for e in await durable.list_audit_entries(eid)]
+    assert "signal.received" not in entries
+
+
+async def test_signal_to_unknown_or_finished_execution(durable: Durable) -> None:
+    with pytest.raises(ExecutionNotFound):
+        await durable.signal("missing-execution", "x", 1)
+    eid = await durable.start(three_steps, 1)
+    await durable.wait(eid, timeout=10)
+    with pytest.raises(ExecutionFinished):
+        await durable.signal(eid, "x", 1)
+
+
+async def test_signals_sent_before_waiting_are_buffered_in_order(durable: Durable) -> None:
+    eid = await durable.start(buffered, None)
+    await durable.signal(eid, "test.item", "one")
+    await durable.signal(eid, "test.item", "two")
+    assert await durable.wait(eid, timeout=10) == ["one", "two"]
+
+
+async def test_duplicate_delivery_id_is_delivered_once(durable: Durable) -> None:
+    eid = await durable.start(buffered, None)
+    assert await durable.signal(eid, "test.item", "one", delivery_id="d1")
+    assert not await durable.signal(eid, "test.item", "one-again", delivery_id="d1")
+    await durable.signal(eid, "test.item", "two", delivery_id="d2")
+    assert await durable.wait(eid, timeout=10) == ["one", "two"]
+
+
+async def test_signal_timeout_and_signal_result(durable: Durable) -> None:
+    timed_out = await durable.start(with_timeout, 0.05)
+    assert await durable.wait(timed_out, timeout=10) == {"kind": "timeout", "payload": None}
+    answered = await durable.start(with_timeout, 30)
+    await _until(durable, answered, Status.WAITING)
+    await durable.signal(answered, "test.ping", {"pong": 1})
+    assert await durable.wait(answered, timeout=10) == {"kind": "signal", "payload": {"pong": 1}}
+
+
+async def test_non_serialisable_step_result_names_the_step(durable: Durable) -> None:
+    eid = await durable.start(bad_result, None)
+    with pytest.raises(WorkflowFailedError) as info:
+        await durable.wait(eid, timeout=10)
+    assert "make-object" in str(info.value)
+    assert await durable.list_step_results(eid) == []
+
+
+@pytest.mark.parametrize("prefix", ["__", "rollback:"])
+async def test_reserved_step_prefixes_are_refused(durable: Durable, prefix: str) -> None:
+    with pytest.raises(WorkflowFailedError, match="reserved prefix"):
+        await durable.start_and_wait(reserved, prefix, timeout=10)
+
+
+async def test_step_id_used_twice_is_an_error(durable: Durable) -> None:
+    with pytest.raises(WorkflowFailedError, match="used twice"):
+        await durable.start_and_wait(duplicate, None, timeout=10)
+
+
+async def test_step_retry_with_durable_backoff(durable: Durable) -> None:
+    assert await durable.start_and_wait(retrying, 2, timeout=10) == "ok"
+    assert CALLS["retry.flaky"] == 3
+    eid = (await durable.list_executions(workflow="test.retry"))[0].execution_id
+    kinds = [e.kind for e in await durable.list_audit_entries(eid)]
+    assert kinds.count("step.retry") == 2
+
+
+async def test_step_retries_exhausted_fail_the_execution(durable: Durable) -> None:
+    eid = await durable.start(retrying, 5)
+    with pytest.raises(WorkflowFailedError, match="flaky") as info:
+        await durable.wait(eid, timeout=10)
+    assert info.value.error["type"] == "StepFailedError"
+    assert CALLS["retry.flaky"] == 3
+
+
+async def test_switch_runs_one_branch_once(durable: Durable) -> None:
+    assert await durable.start_and_wait(switching, 3, timeout=10) == "small"
+    eid = await durable.start(switching, 42)
+    assert await durable.wait(eid, timeout=10) == "big"
+    steps = await durable.list_step_results(eid)
+    assert steps[0].meta["branch"] == "big" and CALLS["switch.big"] == 1
+
+
+async def test_switch_without_match_or_default_fails(durable: Durable) -> None:
+    with pytest.raises(WorkflowFailedError, match="no branch matched"):
+        await durable.start_and_wait(switch_nodefault, 7, timeout=10)
+
+
+async def test_rollback_runs_compensations_in_reverse_once(durable: Durable) -> None:
+    eid = await durable.start(saga, None)
+    assert await durable.wait(eid, timeout=10) == "rolled back"
+    assert CALLS["saga.undo-reserve"] == 1 and CALLS["saga.undo-charge"] == 1
+    ids = [s.step_id for s in await durable.list_step_results(eid)]
+    assert ids == ["reserve", "charge", "ship", "rollback:charge", "rollback:reserve"]
+
+
+async def test_replay_safe_helpers_emit_and_note(durable: Durable) -> None:
+    eid = await durable.start(helpers, None)
+    result = await durable.wait(eid, timeout=10)
+    # The sleep forced a replay: the values returned are the recorded ones.
+    assert datetime.fromisoformat(result["t"])
+    emitted = [(n, p) for e, n, p in await durable.list_emitted() if e == eid]
+    assert emitted == [("test.event", {"u": result["u"]})]
+    notes = [a for a in await durable.list_audit_entries(eid) if a.kind == "note"]
+    assert len(notes) == 1 and notes[0].data == {"r": result["r"]}
+
+
+async def test_suspension_cannot_be_swallowed(durable: Durable) -> None:
+    assert await durable.start_and_wait(catch_all, None, timeout=10) == "slept"
+
+
+async def test_cancel_waiting_execution(durable: Durable) -> None:
+    eid = await durable.start(long_wait, None)
+    await _until(durable, eid, Status.WAITING)
+    assert await durable.cancel(eid, "no longer needed") == Status.CANCELLED
+    with pytest.raises(ExecutionCancelledError, match="no longer needed"):
+        await durable.wait(eid, timeout=5)
+    with pytest.raises(ExecutionFinished):
+        await durable.cancel(eid, "again")
+
+
+async def test_failed_execution_then_retry_reuses_completed_steps(durable: Durable) -> None:
+    eid = await durable.start(fails, None)
+    with pytest.raises(WorkflowFailedError, match="no truck"):
+        await durable.wait(eid, timeout=10)
+    await durable.retry(eid, actor="ops")
+    with pytest.raises(WorkflowFailedError):
+        await durable.wait(eid, timeout=10)
+    assert CALLS["fails.ok"] == 1
+    record = await durable.get_execution(eid)
+    assert record is not None and record.attempt == 2
+    assert any(a.kind == "retry" and a.actor == "ops" for a in await durable.list_audit_entries(eid))
+
+
+async def test_skip_step_unblocks_a_wait(durable: Durable) -> None:
+    eid = await durable.start(long_wait, None)
+    await _until(durable, eid, Status.WAITING)
+    waiting = [s for s in await durable.list_step_results(eid) if s.kind == "signal"][0]
+    await durable.skip_step(eid, waiting.step_id, {"forced": True}, actor="ops")
+    assert await durable.wait(eid, timeout=10) == {"forced": True}
+
+
+async def test_wait_timeout_raises(durable: Durable) -> None:
+    eid = await durable.start(long_wait, None)
+    with pytest.raises(TimeoutError):
+        await durable.wait(eid, timeout=0.2)
+
+
+async def test_execution_detail_and_listing(durable: Durable) -> None:
+    ids = [await durable.start(three_steps, i) for i in range(3)]
+    for eid in ids:
+        await durable.wait(eid, timeout=10)
+    detail = await durable.get_execution_detail(ids[0])
+    assert detail["execution"]["status"] == "completed"
+    assert [s["step_id"] for s in detail["steps"]] == ["a", "b", "c"]
+    assert detail["audit"][0]["kind"] == "created" and detail["audit"][-1]["kind"] == "completed"
+    listed = await durable.list_executions(workflow="test.three_steps", status="completed")
+    assert {r.execution_id for r in listed} == set(ids)
+    page, cursor = await durable.list_executions_page(workflow="test.three_steps", limit=2)
+    assert len(page) == 2 and cursor is not None
+    rest, _ = await durable.list_executions_page(workflow="test.three_steps", limit=2, cursor=cursor)
+    assert {r.execution_id for r in page + rest} == set(ids)
+
+
+async def test_describe_records_the_flow_shape(durable: Durable) -> None:
+    shape = durable.describe(sleep_signal)
+    assert [(n["kind"], n["id"]) for n in shape.nodes] == [
+        ("step", "before"),
+        ("sleep", "__sleep:2"),
+        ("waitForSignal", "__signal:test.approved:3"),
+        ("step", "after"),
+    ]
+    assert CALLS["ss.before"] == 0  # no step body ran
+    assert "flowchart" in shape.to_mermaid()
+    switch_shape = durable.describe("test.switch", 1)
+    assert switch_shape.nodes[0]["branches"] == ["small", "big"]
+
+
+async def _until(durable: Durable, eid: str, status: Status, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        record = await durable.get_execution(eid)
+        if record is not None and record.status == status:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{eid} never reached {status}; it is {record.status if record else None}")
+        await asyncio.sleep(0.01)
+
+
