@@ -1,0 +1,119 @@
+"""CR status documents: engine records as DurableExecution status, and conditions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._models import PHASES, ConditionStatus, Phase, iso, json_size, now_iso
+
+if TYPE_CHECKING:
+    from durable import ExecutionRecord
+
+
+def one_line(text: Any, limit: int = 300) -> str:
+    """The first line of `text`, capped: what a status `message` holds."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def condition(
+    existing: list[dict[str, Any]] | None,
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str = "",
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """`existing` conditions with `type_` set; lastTransitionTime moves only when the status changes."""
+    value = (
+        ConditionStatus.UNKNOWN
+        if status is None
+        else (ConditionStatus.TRUE if status else ConditionStatus.FALSE)
+    )
+    out = [dict(c) for c in existing or [] if c.get("type") != type_]
+    old = next((c for c in existing or [] if c.get("type") == type_), None)
+    changed = old is None or old.get("status") != value.value
+    cond: dict[str, Any] = {
+        "type": type_,
+        "status": value.value,
+        "reason": reason,
+        "message": one_line(message, 1000),
+        "lastTransitionTime": now_iso()
+        if changed or old is None
+        else old.get("lastTransitionTime", now_iso()),
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    out.append(cond)
+    return out
+
+
+def execution_status(
+    record: ExecutionRecord, existing: dict[str, Any] | None, generation: int | None, result_cap: int
+) -> dict[str, Any]:
+    """The DurableExecution status for an engine record (a merge patch: absent keys are nulled)."""
+    phase = PHASES.get(str(record.status), Phase.PENDING)
+    status: dict[str, Any] = {
+        "executionId": record.execution_id,
+        "workflowId": record.workflow_id,
+        "phase": phase.value,
+        "currentStep": record.current_step,
+        "waitingFor": record.waiting_for,
+        "attempts": record.attempt,
+        "startTime": iso(record.started_at) or iso(record.created_at),
+        "finishTime": iso(record.finished_at),
+        "result": None,
+        "resultTruncated": None,
+        "error": None,
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if phase == Phase.SUCCEEDED:
+        if record.result is not None and json_size(record.result) > result_cap:
+            status["resultTruncated"] = True
+        else:
+            status["result"] = record.result
+        status["reason"], status["message"] = "Completed", "the execution completed"
+    elif phase in (Phase.FAILED, Phase.CANCELLED):
+        error = record.error or {}
+        err_type = str(error.get("type") or ("Cancelled" if phase == Phase.CANCELLED else "Error"))
+        err_message = one_line(error.get("message") or phase.value.lower(), 1000)
+        status["error"] = {"type": err_type[:256], "message": err_message}
+        status["reason"] = "Cancelled" if phase == Phase.CANCELLED else "WorkflowFailed"
+        status["message"] = one_line(f"{err_type}: {err_message}")
+    elif phase == Phase.WAITING:
+        status["reason"], status["message"] = (
+            "WaitingForSignal",
+            f"waiting for signal {record.waiting_for or '?'}",
+        )
+    elif phase == Phase.SLEEPING:
+        status["reason"] = "Sleeping"
+        status["message"] = f"sleeping until {iso(record.wake_at)}" if record.wake_at else "sleeping"
+    else:
+        status["reason"], status["message"] = phase.value, f"the execution is {phase.value.lower()}"
+    conditions = (existing or {}).get("conditions")
+    status["conditions"] = condition(
+        conditions,
+        "Finished",
+        phase.is_final,
+        phase.value if phase.is_final else "InProgress",
+        status["message"],
+        generation,
+    )
+    return status
+
+
+def failed_status(
+    reason: str, message: str, generation: int | None, existing: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A DurableExecution that cannot run: phase Failed with a one-line reason."""
+    return {
+        "phase": Phase.FAILED.value,
+        "reason": reason,
+        "message": one_line(message),
+        "observedGeneration": generation,
+        "finishTime": now_iso(),
+        "conditions": condition(
+            (existing or {}).get("conditions"), "Finished", True, reason, message, generation
+        ),
+    }

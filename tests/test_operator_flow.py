@@ -1,0 +1,87 @@
+"""The real operator against kmock and a real Redis: CRs in, engine state and CR status out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from durable import Durable, RedisStore, workflow
+from operator_harness import EXAMPLES, Cluster, fast_config, operator
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _reserve(order: dict[str, Any]) -> dict[str, Any]:
+    return {"reserved": order.get("id")}
+
+
+def _ship(order: dict[str, Any]) -> str:
+    return f"shipped-{order.get('id')}"
+
+
+@workflow("app.workflows.processOrder")
+async def process_order(ctx: Any, order: dict[str, Any]) -> dict[str, Any]:
+    await ctx.step("reserve-stock", _reserve, order)
+    approval = await ctx.wait_for_signal("orders.approved", step_id="await-approval")
+    shipped = await ctx.step("ship", _ship, order)
+    return {"shipped": shipped, "approver": (approval or {}).get("approver")}
+
+
+def _boom(order: dict[str, Any]) -> None:
+    raise RuntimeError(f"card declined for order {order.get('id')}")
+
+
+@workflow("test.failing")
+async def failing(ctx: Any, order: dict[str, Any]) -> None:
+    await ctx.step("charge-card", _boom, order)
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    async with Cluster() as c:
+        yield c
+
+
+@pytest.fixture
+async def engine(redis_url: str) -> AsyncIterator[Durable]:
+    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
+    async with d.worker(concurrency=8):
+        yield d
+    await d.close()
+
+
+async def test_samples_drive_the_engine_and_status_comes_back(
+    cluster: Cluster, redis_url: str, engine: Durable
+) -> None:
+    async with operator(fast_config(cluster, redis_url)):
+        await cluster.apply(EXAMPLES / "workflow.yaml")
+        await cluster.status("durableworkflows", "process-order", lambda s: bool(s.get("conditions")))
+        dep = cluster.get("deployments", "process-order-worker")
+        assert dep is not None and dep["spec"]["replicas"] == 2
+        assert dep["metadata"]["ownerReferences"][0]["kind"] == "DurableWorkflow"
+
+        await cluster.apply(EXAMPLES / "execution.yaml")
+        status = await cluster.status(
+            "durableexecutions", "order-1001", lambda s: s.get("phase") == "Waiting"
+        )
+        uid = cluster.get("durableexecutions", "order-1001")["metadata"]["uid"]  # type: ignore[index]
+        assert status["executionId"] == f"k8s-{uid}"
+        assert status["currentStep"] == "await-approval"
+        record = await engine.get_execution(status["executionId"])
+        assert record is not None and record.workflow_id == "app.workflows.processOrder"
+        assert record.input == {"id": 1001, "items": [{"sku": "book", "qty": 2}]}
+
+        await cluster.apply(EXAMPLES / "signal.yaml")
+        sig = await cluster.status(
+            "durablesignals", "order-1001-approved", lambda s: s.get("phase") == "Delivered"
+        )
+        assert sig["executionId"] == status["executionId"] and sig["duplicate"] is False
+        done = await cluster.status(
+            "durableexecutions", "order-1001", lambda s: s.get("phase") == "Succeeded"
+        )
+        assert done["result"] == {"shipped": "shipped-1001", "approver": "alice"}
+        assert done["finishTime"] and done["startTime"]
+        reasons = {e["reason"] for e in cluster.events()}
+        assert {"Created", "SignalDelivered", "Succeeded"} <= reasons
