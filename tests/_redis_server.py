@@ -31,7 +31,9 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """`redis-server` without persistence in its own temp dir; `.kill()` is SIGKILL, `.restart()` keeps the port."""
 
-    def __init__(self, binary: str | None = None, port: int | None = None) -> None:
+    def __init__(self, binary: str | None = None, port: int | None = None, *, persistent: bool = False) -> None:
+        # persistent: an fsync-always append-only file, so a kill and restart keeps every acknowledged write.
+        self.persistent = persistent
         found = binary or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
         if not found:
             raise RuntimeError("redis-server is not installed (make redis-server installs it)")
@@ -60,8 +62,10 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
         ]
+        if self.persistent:
+            args += ["--appendfsync", "always"]
         args += ["--dir", str(self.dir), "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

@@ -29,6 +29,7 @@ import typer
 
 from . import _cli_output as out
 from ._errors import DurableError, StoreUnavailable, WorkflowNotFound
+from ._metrics import serve_metrics
 from ._records import Status
 from ._service import Durable
 from ._workflow import registered_workflows
@@ -212,7 +213,13 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option(help="Name in leases and logs (default host-pid-random).")
     ] = None,
-    lease_ttl: Annotated[float, typer.Option(min=1.0, help="Seconds a lease lives without renewal.")] = 30.0,
+    lease_ttl: Annotated[float, typer.Option(min=0.1, help="Seconds a lease lives without renewal.")] = 30.0,
+    visibility_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds before a silent worker's queue entries are taken over.")
+    ] = 60.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (/metrics).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Run a worker until SIGTERM or SIGINT (then finish in-flight work and stop)."""
@@ -244,7 +251,14 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signals.SIGTERM, signals.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            async with d.worker(concurrency=concurrency, worker_id=worker_id, lease_ttl=lease_ttl) as w:
+            if metrics_port is not None:
+                serve_metrics(metrics_port)
+            async with d.worker(
+                concurrency=concurrency,
+                worker_id=worker_id,
+                lease_ttl=lease_ttl,
+                visibility_timeout=visibility_timeout,
+            ) as w:
                 log.info(
                     "worker %s ready: %d workflow(s) [%s] on %s",
                     w.worker_id,

@@ -161,7 +161,8 @@ class WorkflowContext:
         recorded_at_seq = self._by_seq.get(seq)
         if rec is not None:
             rec_seq = rec.get("seq", -1)
-            if (rec_seq >= 0 and rec_seq != seq) or rec.get("kind", kind) != kind:
+            # seq -1: an operator's skip_step written before the step was ever reached.
+            if rec_seq >= 0 and (rec_seq != seq or rec.get("kind", kind) != kind):
                 raise NonDeterminismError(
                     f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
                     f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.get('kind')} #{rec_seq})",

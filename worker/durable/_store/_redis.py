@@ -362,7 +362,15 @@ class RedisStore(RedisScheduleStore, Store):
         options["decode_responses"] = False
         options.setdefault("socket_connect_timeout", 2.0)
         options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries=3))
-        return cls(aioredis.Redis.from_url(url, **options), prefix=prefix)
+        # A bounded pool that waits for a free connection: a burst of a thousand calls queues here
+        # instead of opening a thousand sockets and hitting the server's client limit.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=options.pop("max_connections", 64),
+            timeout=options.pop("pool_timeout", 30.0),
+            **options,
+        )
+        return cls(aioredis.Redis(connection_pool=pool), prefix=prefix)
 
     async def close(self) -> None:
         if self._notifier is not None:
