@@ -150,7 +150,9 @@ async def switch_nodefault(ctx: WorkflowContext, value: Any) -> Any:
 
 @workflow("test.saga")
 async def saga(ctx: WorkflowContext, _: Any) -> Any:
-    await ctx.step("reserve", counted, "saga.reserve", {"r": 1}, compensate=lambda r: counted("saga.undo-reserve", r))
+    await ctx.step(
+        "reserve", counted, "saga.reserve", {"r": 1}, compensate=lambda r: counted("saga.undo-reserve", r)
+    )
     await ctx.step("charge", counted, "saga.charge", {"c": 1}, compensate=lambda: counted("saga.undo-charge"))
     try:
         await ctx.step("ship", _fail)
@@ -389,7 +391,7 @@ async def test_failed_execution_then_retry_reuses_completed_steps(durable: Durab
 async def test_skip_step_unblocks_a_wait(durable: Durable) -> None:
     eid = await durable.start(long_wait, None)
     await _until(durable, eid, Status.WAITING)
-    waiting = [s for s in await durable.list_step_results(eid) if s.kind == "signal"][0]
+    waiting = next(s for s in await durable.list_step_results(eid) if s.kind == "signal")
     await durable.skip_step(eid, waiting.step_id, {"forced": True}, actor="ops")
     assert await durable.wait(eid, timeout=10) == {"forced": True}
 
@@ -439,5 +441,3 @@ async def _until(durable: Durable, eid: str, status: Status, timeout: float = 10
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{eid} never reached {status}; it is {record.status if record else None}")
         await asyncio.sleep(0.01)
-
-

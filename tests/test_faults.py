@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 import redis
 
+from _redis_server import RedisServer
 from durable import Durable, RedisStore, Status, Store, WorkflowContext, workflow
 from durable._engine import Engine
-
-from _redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DURABLE_BIN = str(Path(sys.executable).parent / "durable")
@@ -173,7 +172,9 @@ async def test_worker_rides_out_a_redis_outage(tmp_path: Path, monkeypatch: pyte
 
         fault_app._client = None
         durable = Durable(store=RedisStore.from_url(server.url), workflows=[fault_app.sleepy])
-        async with durable.worker(concurrency=4, lease_ttl=1.0, visibility_timeout=1.0, max_idle_poll=0.1) as w:
+        async with durable.worker(
+            concurrency=4, lease_ttl=1.0, visibility_timeout=1.0, max_idle_poll=0.1
+        ) as w:
             eid = await durable.start(fault_app.sleepy, 0.3)
             await _until(durable, eid, Status.SLEEPING)
             server.kill()

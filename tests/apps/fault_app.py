@@ -51,7 +51,9 @@ async def slow(ctx: WorkflowContext, hold: float) -> dict[str, Any]:
 @workflow("fault.saga")
 async def saga(ctx: WorkflowContext, hold: float) -> str:
     eid = ctx.execution_id
-    await ctx.step("reserve", count, eid, "reserve", compensate=lambda: hold_if_first(eid, "undo-reserve", hold))
+    await ctx.step(
+        "reserve", count, eid, "reserve", compensate=lambda: hold_if_first(eid, "undo-reserve", hold)
+    )
     await ctx.step("charge", count, eid, "charge", compensate=lambda: count(eid, "undo-charge"))
     try:
         await ctx.step("ship", _no_truck, retry=RetryPolicy(max_attempts=1))

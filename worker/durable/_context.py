@@ -94,21 +94,33 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty for p in params
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty
+        for p in params
     )
 
 
 class _Run:
     """What one activation needs from its worker: the store, the fencing token, the clock."""
 
-    __slots__ = ("execution_id", "executor", "store", "token", "worker_id")
+    __slots__ = ("execution_id", "executor", "forbid_bodies", "store", "token", "worker_id")
 
-    def __init__(self, store: Store, execution_id: str, token: int, worker_id: str, executor: Executor | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        execution_id: str,
+        token: int,
+        worker_id: str,
+        executor: Executor | None,
+        *,
+        forbid_bodies: bool = False,
+    ) -> None:
         self.store = store
         self.execution_id = execution_id
         self.token = token
         self.worker_id = worker_id
         self.executor = executor
+        # Replay tests: a step whose body would run means the history is incomplete.
+        self.forbid_bodies = forbid_bodies
 
 
 def now_ms() -> int:
@@ -146,7 +158,8 @@ class WorkflowContext:
             raise InvalidStepId(f"step id must be a non-empty string, got {step_id!r}", step_id=str(step_id))
         if user and step_id.startswith(RESERVED_PREFIXES):
             raise InvalidStepId(
-                f"step id {step_id!r} uses a reserved prefix ({', '.join(RESERVED_PREFIXES)})", step_id=step_id
+                f"step id {step_id!r} uses a reserved prefix ({', '.join(RESERVED_PREFIXES)})",
+                step_id=step_id,
             )
         if step_id in self._seen:
             raise InvalidStepId(
@@ -235,6 +248,10 @@ class WorkflowContext:
         return outcome.kind, outcome.payload
 
     async def _call(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if self._run is not None and self._run.forbid_bodies:
+            raise AssertionError(
+                f"execution {self.execution_id!r}: replay reached a step body the history does not hold"
+            )
         if inspect.iscoroutinefunction(fn):
             return await fn(*args, **kwargs)
         run = self._run
@@ -301,7 +318,14 @@ class WorkflowContext:
                 delay_ms = int(policy.delay(attempt) * 1000)
                 next_at = now_ms() + delay_ms
                 record = encode_record(
-                    seq, kind, "retry", error=error, attempt=attempt, at_ms=now_ms(), meta={"next_at": next_at}, step_id=sid
+                    seq,
+                    kind,
+                    "retry",
+                    error=error,
+                    attempt=attempt,
+                    at_ms=now_ms(),
+                    meta={"next_at": next_at},
+                    step_id=sid,
                 )
                 self._buffer(
                     sid,
@@ -314,11 +338,15 @@ class WorkflowContext:
                 )
                 self._pending.current_step = sid
                 await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
-            record = encode_record(seq, kind, "failed", error=error, attempt=attempt, at_ms=now_ms(), step_id=sid)
+            record = encode_record(
+                seq, kind, "failed", error=error, attempt=attempt, at_ms=now_ms(), step_id=sid
+            )
             self._buffer(
                 sid,
                 record,
-                AuditDraft(kind="step.failed", message=f"step {sid} failed: {error['message'][:200]}", step_id=sid),
+                AuditDraft(
+                    kind="step.failed", message=f"step {sid} failed: {error['message'][:200]}", step_id=sid
+                ),
             )
             self._pending.current_step = sid
             await self._flush()
@@ -331,9 +359,18 @@ class WorkflowContext:
         plain = _codec.to_plain(result, what=f"result of step {sid!r}", step_id=sid)
         finished = now_ms()
         record = encode_record(
-            seq, kind, "completed", result=plain, attempt=attempt, at_ms=finished, meta={"ms": finished - started}, step_id=sid
+            seq,
+            kind,
+            "completed",
+            result=plain,
+            attempt=attempt,
+            at_ms=finished,
+            meta={"ms": finished - started},
+            step_id=sid,
         )
-        self._buffer(sid, record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid))
+        self._buffer(
+            sid, record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid)
+        )
         self._pending.current_step = sid
         await self._flush()
         if compensate is not None:
@@ -354,7 +391,10 @@ class WorkflowContext:
         if rec is not None:
             until = int((rec.get("meta") or {}).get("until", now))
             if now >= until:
-                self._buffer(sid, encode_record(seq, "sleep", "completed", at_ms=now, meta={"until": until}, step_id=sid))
+                self._buffer(
+                    sid,
+                    encode_record(seq, "sleep", "completed", at_ms=now, meta={"until": until}, step_id=sid),
+                )
                 return
         else:
             until = now + int(secs * 1000)
@@ -379,7 +419,9 @@ class WorkflowContext:
         seq, rec = self._next(sid, "signal", user=step_id is not None)
 
         def shape(result: Any) -> Any:
-            kind = result.get("kind", "signal") if isinstance(result, dict) else "signal"
+            kind: Literal["signal", "timeout"] = (
+                "timeout" if isinstance(result, dict) and result.get("kind") == "timeout" else "signal"
+            )
             payload = sig.parse(result.get("payload")) if isinstance(result, dict) else sig.parse(result)
             if timeout is None:
                 return payload
@@ -394,7 +436,14 @@ class WorkflowContext:
             deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
             self._buffer(
                 sid,
-                encode_record(seq, "signal", "waiting", at_ms=now, meta={"signal": sig.name, "deadline": deadline}, step_id=sid),
+                encode_record(
+                    seq,
+                    "signal",
+                    "waiting",
+                    at_ms=now,
+                    meta={"signal": sig.name, "deadline": deadline},
+                    step_id=sid,
+                ),
                 AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
             )
             self._pending.current_step = sid
@@ -402,7 +451,12 @@ class WorkflowContext:
         # The store splices the payload into the record so that consuming it is one atomic write.
         prefix = head[: -len(b"null}")] + b'{"kind":"signal","payload":'
         timeout_record = encode_record(
-            seq, "signal", "completed", at_ms=now, meta={"signal": sig.name}, result={"kind": "timeout", "payload": None}
+            seq,
+            "signal",
+            "completed",
+            at_ms=now,
+            meta={"signal": sig.name},
+            result={"kind": "timeout", "payload": None},
         )
         wait = SignalWait(
             name=sig.name,
@@ -456,7 +510,9 @@ class WorkflowContext:
 
     def now(self) -> datetime:
         """The current time, recorded: replay returns the same instant."""
-        return datetime.fromisoformat(self._recorded_value("__now:", "now", lambda: datetime.now(UTC).isoformat()))
+        return datetime.fromisoformat(
+            self._recorded_value("__now:", "now", lambda: datetime.now(UTC).isoformat())
+        )
 
     def uuid4(self) -> uuid.UUID:
         return uuid.UUID(self._recorded_value("__uuid:", "uuid", lambda: str(uuid.uuid4())))
@@ -492,7 +548,15 @@ class WorkflowContext:
         plain = _codec.to_plain(result, what=f"result of switch {step_id!r}", step_id=step_id)
         self._buffer(
             step_id,
-            encode_record(seq, "switch", "completed", result=plain, at_ms=now_ms(), meta={"branch": chosen.id}, step_id=step_id),
+            encode_record(
+                seq,
+                "switch",
+                "completed",
+                result=plain,
+                at_ms=now_ms(),
+                meta={"branch": chosen.id},
+                step_id=step_id,
+            ),
             AuditDraft(kind="switch", message=f"switch {step_id} took branch {chosen.id}", step_id=step_id),
         )
         self._pending.current_step = step_id
@@ -504,7 +568,9 @@ class WorkflowContext:
         while self._compensations:
             sid, fn, result, policy = self._compensations.pop()
             args = (result,) if _takes_argument(fn) else ()
-            await self._step(f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind="compensation")
+            await self._step(
+                f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind="compensation"
+            )
 
 
 def _outside(name: str) -> DurableError:

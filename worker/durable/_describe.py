@@ -135,12 +135,18 @@ class _DescribeContext(WorkflowContext):
         self._add("sleep", sid, seconds=seconds(duration))
 
     async def wait_for_signal(
-        self, signal: str | Signal[Any], *, timeout: float | timedelta | None = None, step_id: str | None = None
+        self,
+        signal: str | Signal[Any],
+        *,
+        timeout: float | timedelta | None = None,
+        step_id: str | None = None,
     ) -> Any:
         sig = resolve_signal(signal)
         sid = step_id or self._peek_id(f"__signal:{sig.name}:")
         self._next(sid, "signal", user=step_id is not None)
-        self._add("waitForSignal", sid, signal=sig.name, timeout=None if timeout is None else seconds(timeout))
+        self._add(
+            "waitForSignal", sid, signal=sig.name, timeout=None if timeout is None else seconds(timeout)
+        )
         return _Anything() if timeout is None else SignalResult(kind="signal", payload=_Anything())
 
     def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:

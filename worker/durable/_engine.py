@@ -48,9 +48,11 @@ class Engine:
         worker_id: str,
         lease_ttl_ms: int,
         executor: Executor | None = None,
+        forbid_bodies: bool = False,
     ) -> None:
         self.store = store
         self.lookup = lookup
+        self.forbid_bodies = forbid_bodies
         self.worker_id = worker_id
         self.lease_ttl_ms = lease_ttl_ms
         self.executor = executor
@@ -81,7 +83,9 @@ class Engine:
             await store.add_timer(execution_id, "unserved", now_ms() + _UNSERVED_RETRY_MS)
             return "unserved"
         self.active[execution_id] = token
-        run = _Run(store, execution_id, token, self.worker_id, self.executor)
+        run = _Run(
+            store, execution_id, token, self.worker_id, self.executor, forbid_bodies=self.forbid_bodies
+        )
         ctx = WorkflowContext(
             run,
             execution_id=execution_id,
@@ -96,7 +100,9 @@ class Engine:
             current_context.reset(reset)
             self.active.pop(execution_id, None)
 
-    async def _drive(self, definition: WorkflowDef, ctx: WorkflowContext, stored_input: object, token: int) -> Outcome:
+    async def _drive(
+        self, definition: WorkflowDef, ctx: WorkflowContext, stored_input: object, token: int
+    ) -> Outcome:
         store = self.store
         execution_id = ctx.execution_id
         workflow_id = definition.workflow_id
@@ -145,4 +151,3 @@ class Engine:
             await self.store.enqueue(execution_id, "handoff")
         except Exception:  # pragma: no cover - best effort on the way out
             log.exception("execution %s: could not hand back on shutdown", execution_id)
-

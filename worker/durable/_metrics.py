@@ -11,7 +11,9 @@ class Metrics:
             "durable_executions_started_total", "Executions started through this process", ["workflow"]
         )
         self.finished_total = Counter(
-            "durable_executions_finished_total", "Executions that reached a final status", ["workflow", "status"]
+            "durable_executions_finished_total",
+            "Executions that reached a final status",
+            ["workflow", "status"],
         )
         self.activations = Counter(
             "durable_activations_total", "Workflow activations (replays) by outcome", ["outcome"]

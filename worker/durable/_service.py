@@ -31,6 +31,7 @@ from ._records import (
 from ._schedules import ScheduleClient
 from ._store._base import ExecutionQuery, NewExecution, Store
 from ._store._memory import MemoryStore
+from ._worker import Worker
 from ._workflow import (
     Signal,
     WorkflowDef,
@@ -39,7 +40,6 @@ from ._workflow import (
     registered_workflows,
     resolve_signal,
 )
-from ._worker import Worker
 
 
 def _default_actor() -> str:
@@ -103,7 +103,10 @@ class Durable(ScheduleClient):
             if definition is None:
                 if self.allow_unregistered and workflow.strip():
                     return WorkflowDef(workflow_id=workflow, fn=_unregistered)
-                known = ", ".join(sorted({*self.registry, *(w.workflow_id for w in registered_workflows())})) or "none"
+                known = (
+                    ", ".join(sorted({*self.registry, *(w.workflow_id for w in registered_workflows())}))
+                    or "none"
+                )
                 raise WorkflowNotFound(
                     f"unknown workflow {workflow!r} (registered: {known})", workflow_id=workflow
                 )
@@ -114,12 +117,9 @@ class Durable(ScheduleClient):
         return definition
 
     def _validate_input(self, definition: WorkflowDef, value: Any) -> bytes:
-        return _codec.dumps(definition.validate_input(value), what=f"input of workflow {definition.workflow_id!r}")
-
-    def _make_scheduler(self) -> Any:
-        from ._schedules import Scheduler
-
-        return Scheduler(self)
+        return _codec.dumps(
+            definition.validate_input(value), what=f"input of workflow {definition.workflow_id!r}"
+        )
 
     async def _require(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.get_execution(execution_id)
@@ -178,7 +178,12 @@ class Durable(ScheduleClient):
         )
 
     async def start_and_wait(
-        self, workflow: Any, input: Any = None, *, timeout: float | None = None, execution_id: str | None = None
+        self,
+        workflow: Any,
+        input: Any = None,
+        *,
+        timeout: float | None = None,
+        execution_id: str | None = None,
     ) -> Any:
         eid = await self.start(workflow, input, execution_id=execution_id)
         return await self.wait(eid, timeout=timeout)
@@ -200,7 +205,9 @@ class Durable(ScheduleClient):
             execution_id, sig.name, data, delivery_id or uuid.uuid4().hex, now_ms(), actor or self.actor
         )
 
-    async def cancel(self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None) -> Status:
+    async def cancel(
+        self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None
+    ) -> Status:
         """Cancel at once if idle; a running execution stops at its next checkpoint."""
         return await self.store.cancel(execution_id, reason, actor or self.actor, now_ms())
 
@@ -208,7 +215,9 @@ class Durable(ScheduleClient):
         """Re-run a failed execution from its failed step; completed steps stay memoized."""
         await self.store.retry_execution(execution_id, actor or self.actor, now_ms())
 
-    async def skip_step(self, execution_id: str, step_id: str, result: Any = None, *, actor: str | None = None) -> None:
+    async def skip_step(
+        self, execution_id: str, step_id: str, result: Any = None, *, actor: str | None = None
+    ) -> None:
         """Store `result` for a stuck step (retrying, sleeping or waiting) and wake the execution."""
         raw = (await self.store.load_steps(execution_id)).get(step_id)
         seq, kind = -1, "step"
@@ -219,7 +228,13 @@ class Durable(ScheduleClient):
         if kind == "signal":
             value = {"kind": "signal", "payload": value}
         record = encode_record(
-            seq, kind, "completed", result=value, at_ms=now_ms(), meta={"skipped_by": actor or self.actor}, step_id=step_id
+            seq,
+            kind,
+            "completed",
+            result=value,
+            at_ms=now_ms(),
+            meta={"skipped_by": actor or self.actor},
+            step_id=step_id,
         )
         await self.store.skip_step(execution_id, step_id, record, actor or self.actor, now_ms())
 
@@ -243,7 +258,9 @@ class Durable(ScheduleClient):
 
     async def get_execution_detail(self, execution_id: str) -> dict[str, Any]:
         record, steps, audit = await asyncio.gather(
-            self._require(execution_id), self.list_step_results(execution_id), self.list_audit_entries(execution_id)
+            self._require(execution_id),
+            self.list_step_results(execution_id),
+            self.list_audit_entries(execution_id),
         )
         return {
             "execution": record.to_dict(),
@@ -290,7 +307,12 @@ class Durable(ScheduleClient):
         cursor: str | None = None,
     ) -> list[ExecutionRecord]:
         page, _ = await self.list_executions_page(
-            workflow, status, created_after=created_after, created_before=created_before, limit=limit, cursor=cursor
+            workflow,
+            status,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            cursor=cursor,
         )
         return page
 
@@ -312,5 +334,7 @@ class Durable(ScheduleClient):
         await self.close()
 
 
-async def _unregistered(ctx: Any, input: Any) -> Any:  # pragma: no cover - never run: a placeholder definition
+async def _unregistered(
+    ctx: Any, input: Any
+) -> Any:  # pragma: no cover - never run: a placeholder definition
     raise WorkflowNotFound("this process does not serve the workflow")

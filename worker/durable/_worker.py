@@ -56,7 +56,9 @@ class Worker:
         self.lease_ttl_ms = int(lease_ttl * 1000)
         self.visibility_ms = int(visibility_timeout * 1000)
         self.max_idle_poll = max_idle_poll
-        self._executor = ThreadPoolExecutor(max_workers=threads or min(32, concurrency), thread_name_prefix="durable-step")
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads or min(32, concurrency), thread_name_prefix="durable-step"
+        )
         self.engine = Engine(
             self.store,
             durable.lookup,
@@ -156,7 +158,9 @@ class Worker:
             except StoreUnavailable as exc:
                 if self._stopping.is_set():
                     return  # unacked: another worker reclaims it
-                log.warning("execution %s: store unreachable (%s); retrying in %.2f s", entry.execution_id, exc, delay)
+                log.warning(
+                    "execution %s: store unreachable (%s); retrying in %.2f s", entry.execution_id, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             except asyncio.CancelledError:
@@ -177,7 +181,11 @@ class Worker:
                 if fired:
                     continue
                 due = await self.store.next_timer_due()
-                wait = self.max_idle_poll if due is None else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                wait = (
+                    self.max_idle_poll
+                    if due is None
+                    else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                )
                 if wait > 0:
                     await self.store.wait_timer_change(wait)
                 delay = 0.05
@@ -195,7 +203,9 @@ class Worker:
                 continue
             try:
                 for entry in await self.store.reclaim(self.worker_id, self.visibility_ms, free):
-                    log.info("reclaimed execution %s (%s) from a silent worker", entry.execution_id, entry.reason)
+                    log.info(
+                        "reclaimed execution %s (%s) from a silent worker", entry.execution_id, entry.reason
+                    )
                     self._spawn(entry)
                 METRICS.queue_depth.set(await self.store.queue_depth())
                 METRICS.due_timers.set(await self.store.due_timer_count(now_ms()))
@@ -216,13 +226,19 @@ class Worker:
         if scheduler is None:
             return
         waiter: Callable[[float], Awaitable[Any]] = (
-            getattr(scheduler, "wait_change", None) or getattr(self.store, "wait_schedule_change", None) or asyncio.sleep
+            getattr(scheduler, "wait_change", None)
+            or getattr(self.store, "wait_schedule_change", None)
+            or asyncio.sleep
         )
         delay = 0.05
         while not self._stopping.is_set():
             try:
                 due = await scheduler.tick(now_ms())
-                wait = self.max_idle_poll if due is None else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                wait = (
+                    self.max_idle_poll
+                    if due is None
+                    else max(0.0, min(self.max_idle_poll, (due - now_ms()) / 1000))
+                )
                 if wait > 0:
                     await waiter(wait)
                 delay = 0.05

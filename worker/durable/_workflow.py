@@ -156,7 +156,12 @@ class Signal(Generic[T]):
 
     def parse(self, stored: Any) -> Any:
         model = self.model
-        if model is not None and isinstance(model, type) and issubclass(model, BaseModel) and stored is not None:
+        if (
+            model is not None
+            and isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and stored is not None
+        ):
             return model.model_validate(stored)
         return stored
 
@@ -178,7 +183,12 @@ class StepId(Generic[T]):
 
     def parse(self, stored: Any) -> Any:
         model = self.model
-        if model is not None and isinstance(model, type) and issubclass(model, BaseModel) and stored is not None:
+        if (
+            model is not None
+            and isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and stored is not None
+        ):
             return model.model_validate(stored)
         return stored
 

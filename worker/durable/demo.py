@@ -51,7 +51,11 @@ def charge_card(order_id: str, amount: float) -> dict[str, object]:
 async def process_order(ctx, order: Order) -> dict[str, object]:  # type: ignore[no-untyped-def]
     reservation = await ctx.step("reserve-stock", reserve_stock, order.order_id, compensate=release_stock)
     charge = await ctx.step(
-        "charge-card", charge_card, order.order_id, order.amount, retry=RetryPolicy(max_attempts=3, initial_interval=0.2)
+        "charge-card",
+        charge_card,
+        order.order_id,
+        order.amount,
+        retry=RetryPolicy(max_attempts=3, initial_interval=0.2),
     )
     await ctx.sleep(0.5, step_id="cool-off")
     approval = await ctx.wait_for_signal(APPROVED, step_id="await-approval")

@@ -9,6 +9,7 @@ milliseconds that callers pass or `time.time()`, like Redis' PX.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import OrderedDict, deque
@@ -31,8 +32,8 @@ from .._records import (
     ExecutionId,
     ExecutionRecord,
     QueueEntry,
-    StatusEvent,
     Status,
+    StatusEvent,
     ms_to_dt,
 )
 from ._base import (
@@ -120,7 +121,9 @@ class MemoryStore(MemoryScheduleStore, Store):
         self._execs: dict[str, _Exec] = {}
         self._entry_seq = itertools.count(1)
         self._ready: deque[QueueEntry] = deque()
-        self._pending: OrderedDict[str, tuple[QueueEntry, str, int]] = OrderedDict()  # id -> (entry, consumer, ms)
+        self._pending: OrderedDict[str, tuple[QueueEntry, str, int]] = (
+            OrderedDict()
+        )  # id -> (entry, consumer, ms)
         self._queue_changed = asyncio.Event()
         self._timers: dict[str, int] = {}  # member -> due ms
         self._timer_changed = asyncio.Event()
@@ -264,7 +267,9 @@ class MemoryStore(MemoryScheduleStore, Store):
         self._execs[new.execution_id] = ex
         self._status_event(ex, new.now_ms)
         self._audit(
-            ex, [AuditDraft(kind="created", message=f"execution of {new.workflow_id} created", actor=new.actor)], new.now_ms
+            ex,
+            [AuditDraft(kind="created", message=f"execution of {new.workflow_id} created", actor=new.actor)],
+            new.now_ms,
         )
         if new.start_at_ms is not None and new.start_at_ms > new.now_ms:
             ex.wake_ms = new.start_at_ms
@@ -274,6 +279,10 @@ class MemoryStore(MemoryScheduleStore, Store):
         else:
             self._enqueue(new.execution_id, new.reason)
         return True
+
+    def import_history(self, execution_id: str, steps: dict[str, bytes]) -> None:
+        """Replace an execution's step records (replay tests load recorded histories this way)."""
+        self._get(execution_id).steps = dict(steps)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         ex = self._execs.get(execution_id)
@@ -388,11 +397,21 @@ class MemoryStore(MemoryScheduleStore, Store):
                 ex.steps[wait.step_id] = wait.record_prefix + payload + wait.record_suffix
                 self._audit(
                     ex,
-                    [AuditDraft(kind="signal.consumed", message=f"signal {wait.name} consumed", step_id=wait.step_id)],
+                    [
+                        AuditDraft(
+                            kind="signal.consumed",
+                            message=f"signal {wait.name} consumed",
+                            step_id=wait.step_id,
+                        )
+                    ],
                     now_ms,
                 )
                 return SuspendOutcome("signal", payload)
-            if wait.deadline_ms is not None and now_ms >= wait.deadline_ms and wait.timeout_record is not None:
+            if (
+                wait.deadline_ms is not None
+                and now_ms >= wait.deadline_ms
+                and wait.timeout_record is not None
+            ):
                 ex.steps[wait.step_id] = wait.timeout_record
                 return SuspendOutcome("timeout")
         ex.waiting_for = wait.name if wait is not None else ""
@@ -435,7 +454,13 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     # ---------------------------------------------------------------- signals, cancel, actions
     async def send_signal(
-        self, execution_id: str, name: str, payload: bytes, delivery_id: str, now_ms: int, actor: str | None = None
+        self,
+        execution_id: str,
+        name: str,
+        payload: bytes,
+        delivery_id: str,
+        now_ms: int,
+        actor: str | None = None,
     ) -> bool:
         ex = self._get(execution_id)
         if ex.status in FINAL_STATUSES:
@@ -448,7 +473,15 @@ class MemoryStore(MemoryScheduleStore, Store):
             return False
         ex.sigids.add(delivery_id)
         ex.signals.setdefault(name, deque()).append(payload)
-        self._audit(ex, [AuditDraft(kind="signal.received", message=f"signal {name} received", actor=actor, data=payload)], now_ms)
+        self._audit(
+            ex,
+            [
+                AuditDraft(
+                    kind="signal.received", message=f"signal {name} received", actor=actor, data=payload
+                )
+            ],
+            now_ms,
+        )
         if ex.status == Status.WAITING and ex.waiting_for == name:
             ex.waiting_for = ""
             self._enqueue(execution_id, "signal")
@@ -458,12 +491,18 @@ class MemoryStore(MemoryScheduleStore, Store):
         ex = self._get(execution_id)
         if ex.status in FINAL_STATUSES:
             raise ExecutionFinished(
-                f"execution {execution_id!r} is already {ex.status.value}", execution_id=execution_id, status=ex.status.value
+                f"execution {execution_id!r} is already {ex.status.value}",
+                execution_id=execution_id,
+                status=ex.status.value,
             )
         if ex.lease_holder(now_ms) is not None:
             ex.cancel = reason
             ex.cancel_actor = actor
-            self._audit(ex, [AuditDraft(kind="cancel.requested", message=f"cancel requested: {reason}", actor=actor)], now_ms)
+            self._audit(
+                ex,
+                [AuditDraft(kind="cancel.requested", message=f"cancel requested: {reason}", actor=actor)],
+                now_ms,
+            )
             return Status.RUNNING
         self._cancel_now(ex, reason, actor, now_ms)
         return Status.CANCELLED
@@ -472,7 +511,9 @@ class MemoryStore(MemoryScheduleStore, Store):
         ex = self._get(execution_id)
         if ex.status != Status.FAILED:
             raise ExecutionNotFailed(
-                f"execution {execution_id!r} is {ex.status.value}, not failed", execution_id=execution_id, status=ex.status.value
+                f"execution {execution_id!r} is {ex.status.value}, not failed",
+                execution_id=execution_id,
+                status=ex.status.value,
             )
         for step_id, rec in list(ex.steps.items()):
             if orjson.loads(rec).get("status") == "failed":
@@ -481,17 +522,33 @@ class MemoryStore(MemoryScheduleStore, Store):
         ex.error = None
         ex.finished_ms = None
         self._set_status(ex, Status.PENDING, now_ms)
-        self._audit(ex, [AuditDraft(kind="retry", message=f"retry requested (attempt {ex.attempt})", actor=actor)], now_ms)
+        self._audit(
+            ex,
+            [AuditDraft(kind="retry", message=f"retry requested (attempt {ex.attempt})", actor=actor)],
+            now_ms,
+        )
         self._enqueue(execution_id, "retry")
 
-    async def skip_step(self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int) -> None:
+    async def skip_step(
+        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+    ) -> None:
         ex = self._get(execution_id)
         if ex.status in FINAL_STATUSES:
             raise ExecutionFinished(
-                f"execution {execution_id!r} is already {ex.status.value}", execution_id=execution_id, status=ex.status.value
+                f"execution {execution_id!r} is already {ex.status.value}",
+                execution_id=execution_id,
+                status=ex.status.value,
             )
         ex.steps[step_id] = record
-        self._audit(ex, [AuditDraft(kind="step.skipped", message=f"step {step_id} skipped", step_id=step_id, actor=actor)], now_ms)
+        self._audit(
+            ex,
+            [
+                AuditDraft(
+                    kind="step.skipped", message=f"step {step_id} skipped", step_id=step_id, actor=actor
+                )
+            ],
+            now_ms,
+        )
         if ex.lease_holder(now_ms) is None:
             self._drop_timer(ex)
         self._enqueue(execution_id, "skip")
@@ -557,10 +614,8 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     async def wait_timer_change(self, timeout_s: float) -> None:
         self._timer_changed.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._timer_changed.wait(), max(0.0, timeout_s))
-        except TimeoutError:
-            pass
 
     # ---------------------------------------------------------------- observers
     async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
@@ -572,11 +627,14 @@ class MemoryStore(MemoryScheduleStore, Store):
                 await asyncio.wait_for(fut, timeout_s)
             except TimeoutError:
                 raise WaitTimeoutError(
-                    f"execution {execution_id!r} did not finish within {timeout_s} s", execution_id=execution_id
+                    f"execution {execution_id!r} did not finish within {timeout_s} s",
+                    execution_id=execution_id,
                 ) from None
         return ex.record()
 
-    async def read_status_events(self, group: str, consumer: str, count: int, block_ms: int) -> list[StatusEvent]:
+    async def read_status_events(
+        self, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StatusEvent]:
         last, pending = self._groups.setdefault(group, (0, {}))
         fresh = [ev for ev in self._status if int(ev.event_id.rsplit("-", 1)[1]) > last]
         if not fresh and block_ms > 0:
