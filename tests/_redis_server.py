@@ -31,7 +31,9 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """`redis-server` without persistence in its own temp dir; `.kill()` is SIGKILL, `.restart()` keeps the port."""
 
-    def __init__(self, binary: str | None = None, port: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(
+        self, binary: str | None = None, port: int | None = None, *, persistent: bool = False
+    ) -> None:
         # persistent: an fsync-always append-only file, so a kill and restart keeps every acknowledged write.
         self.persistent = persistent
         found = binary or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")

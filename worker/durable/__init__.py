@@ -27,7 +27,7 @@ from ._errors import (
     WorkflowFailedError,
     WorkflowNotFound,
 )
-from ._records import AuditEntry, ExecutionId, ExecutionRecord, StatusEvent, Status, StepRecord
+from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEvent, StepRecord
 from ._schedules import ScheduleInfo
 from ._service import Durable
 from ._store._base import Store

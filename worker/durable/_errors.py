@@ -124,11 +124,11 @@ class InvalidSchedule(PermanentError, ValueError):
     default_message = "invalid schedule"
 
 
-class Suspend(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspend(BaseException):
     """Raised inside workflow code once a suspension is committed; the worker releases the run."""
 
 
-class Cancelled(BaseException):  # noqa: N818 - mirrors asyncio.CancelledError
+class Cancelled(BaseException):
     """Raised inside workflow code at its next checkpoint after `Durable.cancel`."""
 
 

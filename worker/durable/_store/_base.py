@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, StatusEvent, Status
+from .._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, Status, StatusEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +129,14 @@ class Store(abc.ABC):
             from ._redis import RedisStore
 
             return RedisStore.from_url(url, **options)
-        raise ValueError(f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://")
+        raise ValueError(
+            f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
+        )
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - a store without connections has nothing to release
         """Release connections; the store may not be used afterwards."""
 
-    async def ping(self) -> None:
+    async def ping(self) -> None:  # noqa: B027 - an in-process store is always reachable
         """Raise `StoreUnavailable` if the store cannot be reached."""
 
     # ---------------------------------------------------------------- executions
@@ -236,7 +238,13 @@ class Store(abc.ABC):
     # ---------------------------------------------------------------- signals, cancel, actions
     @abc.abstractmethod
     async def send_signal(
-        self, execution_id: str, name: str, payload: bytes, delivery_id: str, now_ms: int, actor: str | None = None
+        self,
+        execution_id: str,
+        name: str,
+        payload: bytes,
+        delivery_id: str,
+        now_ms: int,
+        actor: str | None = None,
     ) -> bool:
         """Buffer a payload; enqueue the execution if it waits for `name`.
 
@@ -260,7 +268,9 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def skip_step(self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int) -> None:
+    async def skip_step(
+        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+    ) -> None:
         """Store `record` for a stuck step of a non-final execution and enqueue a run.
 
         Raises `ExecutionNotFound` or `ExecutionFinished`.
@@ -309,7 +319,9 @@ class Store(abc.ABC):
         """Block until the execution is final. Raises `ExecutionNotFound`, `WaitTimeoutError`."""
 
     @abc.abstractmethod
-    async def read_status_events(self, group: str, consumer: str, count: int, block_ms: int) -> list[StatusEvent]:
+    async def read_status_events(
+        self, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StatusEvent]:
         """Status changes through a consumer group (created on first use, from the stream's start)."""
 
     @abc.abstractmethod
