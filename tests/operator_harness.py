@@ -357,8 +357,10 @@ async def operator(config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         yield runtime
     finally:
         stop.set()
+        # kopf exits gracefully on the stop flag, but a request retrying against the emulator can
+        # hold it for seconds; after a short grace, cancel (kopf cleans up on cancellation too).
         try:
-            await asyncio.wait_for(task, timeout=15)
+            await asyncio.wait_for(asyncio.shield(task), timeout=1.0)
         except (asyncio.CancelledError, Exception):
             task.cancel()
             with contextlib.suppress(BaseException):

@@ -525,6 +525,13 @@ async def schedule_reconcile(
             paused=spec.suspend,
             actor=f"k8s:{namespace}/{name}",
         )
+        # ensure_schedule keeps an existing schedule's paused state; the CR's `suspend` is the truth.
+        if info.paused != spec.suspend:
+            if spec.suspend:
+                await rt.durable.pause_schedule(sid, actor=f"k8s:{namespace}/{name}")
+            else:
+                await rt.durable.resume_schedule(sid, actor=f"k8s:{namespace}/{name}")
+            info = await rt.durable.get_schedule(sid)
     except (InvalidSchedule, PermanentError, ValueError) as exc:
         not_ready("InvalidSchedule", f"{type(exc).__name__}: {exc}")
         _count("DurableSchedule", "invalid")
