@@ -1,0 +1,380 @@
+"""`make bench`: the five standard workloads and the memory figures, one JSON line each on stdout.
+
+Starts its own redis-server on a free port and real `durable worker` processes (the default
+setup for one machine), runs W1-W5 and the memory measurements as issue 5 defines them, then
+stops everything it started. Logs go to stderr; stdout holds only the JSON lines.
+
+Environment: SCALE (default 1.0; 0.1 for a quick run) scales the counts, BENCH_WORKERS (default 2)
+the number of worker processes, BENCH_CONCURRENCY (default 64) executions in flight per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from durable import Durable, RedisStore
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+DURABLE_BIN = str(Path(sys.executable).parent / "durable")
+
+log = logging.getLogger("bench")
+
+
+def _load_redis_server() -> Any:
+    """tests/_redis_server.py's RedisServer, imported by path (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("_bench_redis_server", ROOT / "tests" / "_redis_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RedisServer
+
+
+# ---------------------------------------------------------------------------- helpers
+def scaled(n: int, scale: float, minimum: int = 1) -> int:
+    return max(minimum, round(n * scale))
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest-rank on the sorted values."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def emit(line: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps({"system": "durable", **line}) + "\n")
+    sys.stdout.flush()
+    log.info("%s", json.dumps(line))
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def gather_limited(calls: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with sem:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+class Workers:
+    """Real `durable worker` subprocesses serving bench_app."""
+
+    def __init__(self, redis_url: str, count: int, concurrency: int) -> None:
+        self.redis_url = redis_url
+        self.count = count
+        self.concurrency = concurrency
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
+        for _ in range(self.count):
+            cmd = [
+                DURABLE_BIN,
+                "worker",
+                "--app",
+                "bench_app",
+                "--redis-url",
+                self.redis_url,
+                "--concurrency",
+                str(self.concurrency),
+                "--lease-ttl",
+                "30",
+                "--visibility-timeout",
+                "60",
+                "--log-level",
+                "WARNING",
+            ]
+            self.procs.append(
+                subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=None)
+            )
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.procs if p.poll() is None]
+
+    def stop_one(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            self.stop_one(proc)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Any]:
+    server = _load_redis_server()()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------- workloads
+async def w1_latency(d: Durable, scale: float) -> dict[str, Any]:
+    warmup, measured = scaled(20, scale, 5), scaled(200, scale, 20)
+    for i in range(warmup):
+        await d.start_and_wait("bench.three_steps", i, timeout=30)
+    samples: list[float] = []
+    for i in range(measured):
+        t0 = time.perf_counter()
+        await d.start_and_wait("bench.three_steps", i, timeout=30)
+        samples.append(time.perf_counter() - t0)
+    return {
+        "workload": "W1",
+        "p50_ms": ms(pct(samples, 50)),
+        "p99_ms": ms(pct(samples, 99)),
+        "mean_ms": ms(statistics.fmean(samples)),
+        "params": {"warmup": warmup, "runs": measured, "steps": 3},
+    }
+
+
+async def w2_throughput(d: Durable, scale: float, workers: int, concurrency: int) -> dict[str, Any]:
+    count = scaled(1000, scale, 20)
+    t0 = time.perf_counter()
+    ids = await gather_limited([lambda i=i: d.start("bench.three_steps", i) for i in range(count)], 256)
+    submitted = time.perf_counter()
+    await gather_limited([lambda e=e: d.wait(e, timeout=120) for e in ids], 1000)
+    wall = time.perf_counter() - t0
+    return {
+        "workload": "W2",
+        "wall_s": round(wall, 3),
+        "executions_per_s": round(count / wall, 1),
+        "steps_per_s": round(3 * count / wall, 1),
+        "submit_s": round(submitted - t0, 3),
+        "worker_processes": workers,
+        "params": {"executions": count, "steps": 3, "concurrency_per_worker": concurrency},
+    }
+
+
+async def w3_timers(d: Durable, scale: float) -> dict[str, Any]:
+    count = scaled(100, scale, 10)
+    sleep_s = 1.0
+
+    async def one(i: int) -> float:
+        t0 = time.time()
+        eid = await d.start("bench.sleep_then_step", sleep_s)
+        await d.wait(eid, timeout=60)
+        return time.time() - t0 - sleep_s
+
+    lateness = await asyncio.gather(*(one(i) for i in range(count)))
+    return {
+        "workload": "W3",
+        "lateness_p50_ms": ms(pct(lateness, 50)),
+        "lateness_p99_ms": ms(pct(lateness, 99)),
+        "lateness_max_ms": ms(max(lateness)),
+        "params": {"executions": count, "sleep_s": sleep_s},
+    }
+
+
+async def w4_signals(d: Durable, scale: float, raw: redis.Redis) -> dict[str, Any]:
+    count = scaled(100, scale, 10)
+    ids = [await d.start("bench.signal_then_step") for _ in range(count)]
+    deadline = time.monotonic() + 60
+    while True:
+        waiting = 0
+        for eid in ids:
+            rec = await d.get_execution(eid)
+            if rec is not None and rec.status.value == "waiting":
+                waiting += 1
+        if waiting == count:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {waiting}/{count} executions reached their wait")
+        await asyncio.sleep(0.05)
+    samples: list[float] = []
+    for i, eid in enumerate(ids):
+        t0 = time.perf_counter()
+        await d.signal(eid, "go", i)
+        await d.wait(eid, timeout=30)
+        samples.append(time.perf_counter() - t0)
+    return {
+        "workload": "W4",
+        "p50_ms": ms(pct(samples, 50)),
+        "p99_ms": ms(pct(samples, 99)),
+        "mean_ms": ms(statistics.fmean(samples)),
+        "params": {"executions": count},
+    }
+
+
+async def w5_history(d: Durable, scale: float) -> dict[str, Any]:
+    steps = scaled(1000, scale, 50)
+    sleeps = scaled(100, scale, 30)
+    t0 = time.perf_counter()
+    await d.start_and_wait("bench.many_steps", steps, timeout=300)
+    w5a = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    eid = await d.start("bench.many_sleeps", sleeps)
+    await d.wait(eid, timeout=300)
+    w5b = time.perf_counter() - t0
+    # Each 0 s sleep's record is rewritten as completed by the activation that woke up after it:
+    # the gaps between consecutive completion times are the cost of one suspend + wake-up.
+    records = sorted((s for s in await d.list_step_results(eid) if s.kind == "sleep"), key=lambda s: s.seq)
+    at_ms = [s.at.timestamp() * 1000 for s in records if s.at is not None]
+    gaps = [b - a for a, b in itertools.pairwise(at_ms)]
+    first10, last10 = sum(gaps[:10]), sum(gaps[-10:])
+    return {
+        "workload": "W5",
+        "w5a_s": round(w5a, 3),
+        "w5b_s": round(w5b, 3),
+        "w5b_first10_wakeups_ms": round(first10, 1),
+        "w5b_last10_wakeups_ms": round(last10, 1),
+        "w5b_last_over_first": round(last10 / first10, 2) if first10 > 0 else None,
+        "params": {"steps": steps, "sleeps": sleeps},
+    }
+
+
+def _exec_keys(raw: redis.Redis, prefix: str, eid: str) -> list[str]:
+    return [k.decode() for k in raw.scan_iter(match=f"{prefix}:{{{eid}}}:*", count=1000)]
+
+
+async def memory(
+    d: Durable, scale: float, raw: redis.Redis, workers: Workers, store: RedisStore
+) -> dict[str, Any]:
+    # Redis bytes per finished W1 execution, once retention has run.
+    n = scaled(1000, scale, 50)
+    before = int(raw.info("memory")["used_memory"])
+    ids = await gather_limited([lambda i=i: d.start("bench.three_steps", i) for i in range(n)], 256)
+    await gather_limited([lambda e=e: d.wait(e, timeout=120) for e in ids], 1000)
+    after_run = int(raw.info("memory")["used_memory"])
+    sample = ids[: min(50, len(ids))]
+
+    def key_bytes(eids: list[str]) -> float:
+        total = 0
+        for eid in eids:
+            for key in _exec_keys(raw, store.keys.prefix, eid):
+                total += int(raw.memory_usage(key, samples=0) or 0)
+        return total / len(eids)
+
+    keys_before_retention = key_bytes(sample)
+    retained = await store.purge_finished(int(time.time() * 1000) + 1, limit=10 * n + 10_000)
+    after_retention = int(raw.info("memory")["used_memory"])
+    keys_after_retention = key_bytes(sample)
+    redis_line = {
+        "workload": "memory.redis",
+        "bytes_per_finished_exec": round((after_retention - before) / n, 1),
+        "bytes_per_finished_exec_before_retention": round((after_run - before) / n, 1),
+        "exec_key_bytes_before_retention": round(keys_before_retention, 1),
+        "exec_key_bytes_after_retention": round(keys_after_retention, 1),
+        "retention": "purge_finished",
+        "retention_touched": retained,
+        "params": {"executions": n, "workflow": "bench.three_steps"},
+    }
+
+    # RSS of one worker process holding 10,000 sleeping executions.
+    alive = workers.alive()
+    for proc in alive[1:]:
+        workers.stop_one(proc)
+    holder = alive[0]
+    idle_kb = rss_kb(holder.pid)
+    sleepers = scaled(10_000, scale, 100)
+    timers_before = int(raw.zcard(store.keys.timers()))
+    await gather_limited([lambda: d.start("bench.sleeper", 3600.0) for _ in range(sleepers)], 256)
+    deadline = time.monotonic() + 300
+    while int(raw.zcard(store.keys.timers())) - timers_before < sleepers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the sleepers never all parked")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    holding_kb = rss_kb(holder.pid)
+    rss_line = {
+        "workload": "memory.worker",
+        "rss_mb": round(holding_kb / 1024, 1),
+        "rss_idle_mb": round(idle_kb / 1024, 1),
+        "params": {"sleeping_executions": sleepers, "worker_processes": 1},
+    }
+    return {"redis": redis_line, "worker": rss_line}
+
+
+# ---------------------------------------------------------------------------- main
+async def run_all(url: str, scale: float, workers: Workers) -> None:
+    sys.path.insert(0, str(BENCH))
+    import bench_app
+
+    store = RedisStore.from_url(url, max_connections=256)
+    d = Durable(
+        store=store,
+        workflows=[
+            bench_app.three_steps,
+            bench_app.sleep_then_step,
+            bench_app.signal_then_step,
+            bench_app.many_steps,
+            bench_app.many_sleeps,
+            bench_app.sleeper,
+        ],
+    )
+    raw = redis.Redis.from_url(url)
+    try:
+        # Workers are up once an execution completes.
+        await d.start_and_wait("bench.three_steps", 0, timeout=60)
+        emit(await w1_latency(d, scale))
+        emit(await w2_throughput(d, scale, workers.count, workers.concurrency))
+        emit(await w3_timers(d, scale))
+        emit(await w4_signals(d, scale, raw))
+        emit(await w5_history(d, scale))
+        mem = await memory(d, scale, raw, workers, store)
+        emit(mem["redis"])
+        emit(mem["worker"])
+    finally:
+        raw.close()
+        await d.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s bench: %(message)s")
+    scale = float(os.environ.get("SCALE", "1.0"))
+    count = int(os.environ.get("BENCH_WORKERS", "2"))
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "64"))
+    log.info("scale %s, %d worker process(es), concurrency %d", scale, count, concurrency)
+    with redis_server() as server:
+        workers = Workers(server.url, count, concurrency)
+        workers.start()
+        try:
+            asyncio.run(run_all(server.url, scale, workers))
+        finally:
+            workers.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
