@@ -77,28 +77,37 @@ _SCRIPTS = (
     "recover",
     "purge",
     "list",
+    "ack",
 )
 _LUA_DIR = Path(__file__).parent / "lua"
 _LIST_SCAN_BUDGET = 2000
 _RECOVER_BATCH = 500
 
 
-class _Guard:
-    """Turns redis-py connection failures into `StoreUnavailable`, keeping the original as the cause."""
+class _Op:
+    """One store operation: a deadline, and connection failures turned into `StoreUnavailable`
+    (the redis-py error kept as the cause). A deadline per call rather than a socket time-out per
+    read keeps the hot path cheap and still never lets a hung server hang the caller."""
 
-    __slots__ = ()
+    __slots__ = ("_timeout",)
 
-    def __enter__(self) -> None:
-        return None
+    def __init__(self, timeout_s: float | None) -> None:
+        self._timeout = None if timeout_s is None else asyncio.timeout(timeout_s)
 
-    def __exit__(
+    async def __aenter__(self) -> None:
+        if self._timeout is not None:
+            await self._timeout.__aenter__()
+
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._timeout is not None:
+            try:
+                await self._timeout.__aexit__(exc_type, exc, tb)
+            except TimeoutError as timeout:
+                raise StoreUnavailable("redis did not answer in time") from timeout
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
-
-
-_GUARD = _Guard()
 
 
 def _load_lua(keys: Keys) -> dict[str, str]:
@@ -345,8 +354,11 @@ class _Notifier:
 class RedisStore(RedisScheduleStore, Store):
     """Executions in Redis. `redis` is a `redis.asyncio.Redis` with `decode_responses=False`."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str = "dw") -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, prefix: str = "dw", op_timeout_s: float | None = 10.0
+    ) -> None:
         self.redis = redis
+        self._op_timeout = op_timeout_s
         self.keys = Keys(prefix)
         self._r: Any = redis  # redis-py's stubs type replies loosely; the replies are decoded here
         self._scripts = {name: redis.register_script(src) for name, src in _load_lua(self.keys).items()}
@@ -360,6 +372,10 @@ class RedisStore(RedisScheduleStore, Store):
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "dw", **options: Any) -> RedisStore:  # type: ignore[override]
         options["decode_responses"] = False
+        op_timeout_s = options.pop("op_timeout_s", 10.0)
+        # No per-read socket time-out (it costs an asyncio.wait_for per read); each store call has a
+        # deadline instead (`op_timeout_s`), so a hung server still cannot hang a caller.
+        options.setdefault("socket_timeout", None)
         options.setdefault("socket_connect_timeout", 2.0)
         options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries=3))
         # A bounded pool that waits for a free connection: a burst of a thousand calls queues here
@@ -370,7 +386,7 @@ class RedisStore(RedisScheduleStore, Store):
             timeout=options.pop("pool_timeout", 30.0),
             **options,
         )
-        return cls(aioredis.Redis(connection_pool=pool), prefix=prefix)
+        return cls(aioredis.Redis(connection_pool=pool), prefix=prefix, op_timeout_s=op_timeout_s)
 
     async def close(self) -> None:
         if self._notifier is not None:
@@ -379,12 +395,17 @@ class RedisStore(RedisScheduleStore, Store):
         with contextlib.suppress(*_UNAVAILABLE):
             await self._r.aclose()
 
+    def _op(self, blocking_ms: int | None = None) -> _Op:
+        if self._op_timeout is None:
+            return _Op(None)
+        return _Op(self._op_timeout + (blocking_ms or 0) / 1000)
+
     async def ping(self) -> None:
-        with _GUARD:
+        async with self._op():
             await self._r.ping()
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with _GUARD:
+        async with self._op():
             return await self._scripts[name](keys=keys, args=args)
 
     # ---------------------------------------------------------------- executions
@@ -409,19 +430,19 @@ class RedisStore(RedisScheduleStore, Store):
         return bool(await self._run("create", keys, args))
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        with _GUARD:
+        async with self._op():
             raw = await self._r.hgetall(self.keys.exec(execution_id))
         if not raw:
             return None
         return _record_from(execution_id, raw)
 
     async def load_steps(self, execution_id: str) -> dict[str, bytes]:
-        with _GUARD:
+        async with self._op():
             raw = await self._r.hgetall(self.keys.steps(execution_id))
         return {k.decode(): v for k, v in raw.items()}
 
     async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
-        with _GUARD:
+        async with self._op():
             entries = await self._r.xrange(self.keys.audit(execution_id), count=limit)
         out: list[AuditEntry] = []
         for entry_id, f in entries:
@@ -473,7 +494,7 @@ class RedisStore(RedisScheduleStore, Store):
     async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
         out: list[ExecutionId] = []
         seen: set[bytes] = set()
-        with _GUARD:
+        async with self._op():
             async for member in self._r.sscan_iter(self.keys.active(), count=1000):
                 if member not in seen:
                     seen.add(member)
@@ -658,7 +679,7 @@ class RedisStore(RedisScheduleStore, Store):
         self, stream: str, group: str, consumer: str, last_id: str, count: int, block_ms: int
     ) -> Any:
         block = self._block(block_ms) if last_id == ">" else None
-        with _GUARD:
+        async with self._op(block):
             try:
                 return await self._r.xreadgroup(group, consumer, {stream: last_id}, count=count, block=block)
             except rexc.ResponseError as exc:
@@ -668,7 +689,7 @@ class RedisStore(RedisScheduleStore, Store):
             return await self._r.xreadgroup(group, consumer, {stream: last_id}, count=count, block=block)
 
     async def enqueue(self, execution_id: str, reason: str) -> None:
-        with _GUARD:
+        async with self._op():
             await self._r.xadd(self.keys.queue(), {"e": execution_id, "r": reason})
 
     def _queue_entries(
@@ -694,19 +715,14 @@ class RedisStore(RedisScheduleStore, Store):
     async def ack(self, entry_ids: Sequence[str]) -> None:
         if not entry_ids:
             return
-        q = self.keys.queue()
-        with _GUARD:
-            async with self._r.pipeline(transaction=False) as pipe:
-                pipe.xack(q, QUEUE_GROUP, *entry_ids)
-                pipe.xdel(q, *entry_ids)
-                await pipe.execute(raise_on_error=False)
+        await self._run("ack", [self.keys.queue()], [QUEUE_GROUP, *entry_ids])
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[QueueEntry]:
         q = self.keys.queue()
         out: list[QueueEntry] = []
         start: bytes | str = "0-0"
         broken: list[bytes] = []
-        with _GUARD:
+        async with self._op():
             for _ in range(16):
                 try:
                     res = await self._r.xautoclaim(
@@ -727,7 +743,7 @@ class RedisStore(RedisScheduleStore, Store):
         return out
 
     async def queue_depth(self) -> int:
-        with _GUARD:
+        async with self._op():
             return int(await self._r.xlen(self.keys.queue()))
 
     # ---------------------------------------------------------------- timers
@@ -740,14 +756,14 @@ class RedisStore(RedisScheduleStore, Store):
         )
 
     async def next_timer_due(self) -> int | None:
-        with _GUARD:
+        async with self._op():
             first = await self._r.zrange(self.keys.timers(), 0, 0, withscores=True)
         if not first:
             return None
         return int(first[0][1])
 
     async def due_timer_count(self, now_ms: int) -> int:
-        with _GUARD:
+        async with self._op():
             return int(await self._r.zcount(self.keys.timers(), "-inf", now_ms))
 
     async def _notifier_started(self) -> _Notifier:
@@ -832,11 +848,11 @@ class RedisStore(RedisScheduleStore, Store):
 
     async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None:
         if event_ids:
-            with _GUARD:
+            async with self._op():
                 await self._r.xack(self.keys.status(), group, *event_ids)
 
     async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
-        with _GUARD:
+        async with self._op():
             entries = await self._r.xrevrange(self.keys.events(), count=limit)
         return [(_s(f.get(b"e")), _s(f.get(b"n")), _lenient_json(f.get(b"p"))) for _, f in reversed(entries)]
 
@@ -845,7 +861,7 @@ class RedisStore(RedisScheduleStore, Store):
         queued: set[bytes] = set()
         q = self.keys.queue()
         start = "-"
-        with _GUARD:
+        async with self._op():
             while True:
                 entries = await self._r.xrange(q, min=start, max="+", count=1000)
                 queued.update(f[b"e"] for _, f in entries if f and b"e" in f)
