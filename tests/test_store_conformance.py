@@ -7,6 +7,7 @@ The last tests are Redis-only: a killed redis-server must surface as `StoreUnava
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -123,6 +124,8 @@ async def test_create_with_start_time_registers_a_timer_instead(store: Store) ->
     assert await store.next_timer_due() == t + 60_000
     assert await store.fire_due_timers(t + 60_000) == 1
     assert reasons(await drain(store)) == [("e1", "timer")]
+    await create(store, "e2", at_ms=t, start_at_ms=t)  # already due: queued at once
+    assert reasons(await drain(store)) == [("e2", "start")]
 
 
 # ---------------------------------------------------------------------------- acquire and fencing
@@ -785,4 +788,25 @@ async def test_redis_keys_carry_the_execution_hash_tag(redis_url: str) -> None:
         suffixes = ["audit", "exec", "lease", "sig:go", "signames", "sigids", "steps"]
         assert keys == sorted(f"dw:{{ex-1}}:{suffix}" for suffix in suffixes)
     finally:
+        await store.close()
+
+
+async def test_a_hung_redis_raises_store_unavailable_after_the_deadline(
+    fresh_redis_server: RedisServer,
+) -> None:
+    store = RedisStore.from_url(fresh_redis_server.url, op_timeout_s=0.5)
+    proc = fresh_redis_server.proc
+    assert proc is not None
+    try:
+        await create(store, "e1")
+        proc.send_signal(signal.SIGSTOP)  # connected, silent: only a deadline can help
+        started = time.monotonic()
+        err = await _unavailable(store.get_execution("e1"))
+        assert isinstance(err.__cause__, TimeoutError)
+        assert time.monotonic() - started < 3
+        proc.send_signal(signal.SIGCONT)
+        rec = await store.get_execution("e1")
+        assert rec is not None and rec.status == Status.PENDING
+    finally:
+        proc.send_signal(signal.SIGCONT)
         await store.close()

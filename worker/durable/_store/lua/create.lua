@@ -4,6 +4,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local workflow_id = ARGV[3]
+local start_at = ARGV[9]
+if start_at ~= '' and tonumber(start_at) <= tonumber(NOW) then
+  start_at = ''  -- already due: the queue, not a timer
+end
 local fields = { 'workflow_id', workflow_id, 'input', ARGV[4], 'status', 'pending', 'attempt', '1',
   'activations', '0', 'created_ms', NOW, 'updated_ms', NOW, 'fence', '0' }
 if ARGV[5] ~= '' then
@@ -14,15 +18,15 @@ if ARGV[6] ~= '' then
   table.insert(fields, 'parent')
   table.insert(fields, ARGV[6])
 end
-if ARGV[9] ~= '' then
+if start_at ~= '' then
   table.insert(fields, 'wake_ms')
-  table.insert(fields, ARGV[9])
+  table.insert(fields, start_at)
   table.insert(fields, 'timer')
   table.insert(fields, ARGV[10])
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-if ARGV[9] ~= '' then
-  redis.call('ZADD', KEYS[8], ARGV[9], ARGV[10])
+if start_at ~= '' then
+  redis.call('ZADD', KEYS[8], start_at, ARGV[10])
   redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[10])
 else
   enqueue(ARGV[8])
