@@ -662,20 +662,32 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     # ---------------------------------------------------------------- maintenance
     async def recover(self, now_ms: int) -> int:
+        queued = {e.execution_id for e in self._ready} | {e.execution_id for e, _c, _t in self._pending.values()}
         count = 0
         for ex in self._execs.values():
-            if ex.status in FINAL_STATUSES or ex.lease_holder(now_ms) is not None:
+            if ex.status in FINAL_STATUSES or ex.execution_id in queued or ex.lease_holder(now_ms) is not None:
                 continue
-            if ex.status in (Status.PENDING, Status.RUNNING) and not ex.timer:
+            armed = bool(ex.timer) and ex.timer in self._timers
+            action: str | None = None
+            if ex.status in (Status.PENDING, Status.RUNNING):
+                action = None if armed else "enqueue"
+            elif ex.status == Status.SLEEPING:
+                action = None if armed else "rearm"
+            elif ex.status == Status.WAITING:
+                # waiting_for was cleared by the signal that enqueued it: that entry was lost.
+                if not ex.waiting_for or ex.signals.get(ex.waiting_for):
+                    action = "enqueue"
+                elif ex.wake_ms is not None and not armed:
+                    action = "rearm"
+            if action == "rearm" and ex.wake_ms is None:
+                action = "enqueue"
+            if action == "enqueue":
                 self._enqueue(ex.execution_id, "recover")
                 count += 1
-            elif ex.status == Status.SLEEPING and ex.wake_ms is not None and ex.timer not in self._timers:
-                ex.timer = f"{ex.execution_id}|wake"
+            elif action == "rearm" and ex.wake_ms is not None:
+                ex.timer = ex.timer or f"{ex.execution_id}|recover"
                 self._timers[ex.timer] = ex.wake_ms
                 self._timer_changed.set()
-            elif ex.status == Status.WAITING and ex.signals.get(ex.waiting_for):
-                self._enqueue(ex.execution_id, "recover")
-                count += 1
         return count
 
     async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
