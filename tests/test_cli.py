@@ -1,0 +1,437 @@
+"""The `durable` command, run as real subprocesses against a real Redis, with a real worker subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+DURABLE = str(Path(sys.executable).with_name("durable"))
+
+
+def _env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
+    env.update(DURABLE_REDIS_URL=redis_url, DURABLE_APP="cli_app", DURABLE_ACTOR="tester", COLUMNS="250")
+    env.update(extra)
+    return env
+
+
+class Cli:
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DURABLE, *args],
+            cwd=HERE,
+            env=env or _env(self.redis_url),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            input=stdin,
+        )
+
+    def ok(self, *args: str, **kw: Any) -> str:
+        proc = self.run(*args, **kw)
+        assert proc.returncode == 0, f"durable {' '.join(args)} failed ({proc.returncode}): {proc.stderr}"
+        return proc.stdout
+
+    def json(self, *args: str, **kw: Any) -> Any:
+        return json.loads(self.ok(*args, "-o", "json", **kw))
+
+    def fails(self, *args: str, needle: str, code: int | None = None, **kw: Any) -> str:
+        proc = self.run(*args, **kw)
+        assert proc.returncode != 0, f"durable {' '.join(args)} should have failed: {proc.stdout}"
+        if code is not None:
+            assert proc.returncode == code, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+        assert lines[0].startswith("error: "), lines[0]
+        assert needle in lines[0], lines[0]
+        assert "Traceback" not in proc.stderr
+        return lines[0]
+
+    def fails_all(self, *cases: tuple[tuple[str, ...], dict[str, Any]]) -> None:
+        """Several error paths at once (each is its own process)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [pool.submit(self.fails, *args, **kw) for args, kw in cases]
+            for future in futures:
+                future.result()
+
+    def wait_status(self, execution_id: str, *statuses: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Poll in-process (cheaper than a `durable get` per poll); the detail has `get -o json`'s shape."""
+        from durable import Durable
+
+        async def poll() -> dict[str, Any]:
+            d = Durable(self.redis_url)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    record = await d.get_execution(execution_id)
+                    if record is not None and record.status.value in statuses:
+                        return json.loads(json.dumps(await d.get_execution_detail(execution_id), default=str))
+                    if time.monotonic() > deadline:
+                        state = None if record is None else record.status.value
+                        raise AssertionError(f"{execution_id} is {state}, wanted {statuses}")
+                    await asyncio.sleep(0.05)
+            finally:
+                await d.close()
+
+        return asyncio.run(poll())
+
+
+def case(*args: str, **kw: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return args, kw
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+class WorkerProcess:
+    def __init__(self, redis_url: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [DURABLE, "worker", "--app", "cli_app", "--redis-url", redis_url, "--concurrency", "8", *args],
+            cwd=HERE,
+            env=_env(redis_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if " ready: " in line:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        if not self._ready.wait(timeout):
+            raise AssertionError("worker did not start:\n" + "".join(self.lines))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self._reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def worker(redis_url: str) -> Iterator[WorkerProcess]:
+    w = WorkerProcess(redis_url)
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        code = w.stop()
+    assert code == 0, "".join(w.lines)
+    assert any("worker stopped" in line for line in w.lines), "".join(w.lines)
+
+
+# ---------------------------------------------------------------------------- worker and start
+
+
+def test_start_get_and_list_with_a_worker(cli: Cli, worker: WorkerProcess, tmp_path: Path) -> None:
+    eid = cli.ok("start", "cli.greet", "--input", '{"name": "Ada"}').strip()
+    assert eid and "\n" not in eid
+    detail = cli.wait_status(eid, "completed")
+    assert detail["execution"]["result"] == {"greeting": "hello Ada"}
+    assert [s["step_id"] for s in detail["steps"]] == ["compose"]
+    assert detail["audit"][0]["kind"] == "created"
+    assert detail["audit"][0]["actor"] == "tester"
+
+    text = cli.ok("get", eid)
+    for needle in ("completed", "compose", "hello Ada", "Steps", "Audit", "created"):
+        assert needle in text
+
+    # Input from a file, an explicit id, and idempotence on that id.
+    (tmp_path / "in.json").write_text('{"name": "Grace"}')
+    started = cli.json("start", "cli.greet", "--input", f"@{tmp_path / 'in.json'}", "--id", "greet-grace")
+    assert started == {"execution_id": "greet-grace", "workflow_id": "cli.greet"}
+    assert (
+        cli.ok("start", "cli.greet", "--input", '{"name": "Other"}', "--id", "greet-grace").strip()
+        == "greet-grace"
+    )
+    assert cli.wait_status("greet-grace", "completed")["execution"]["result"] == {"greeting": "hello Grace"}
+    # Input from stdin.
+    piped = cli.ok("start", "cli.tick", "--input", "@-", stdin='{"piped": true}').strip()
+    assert cli.wait_status(piped, "completed")["execution"]["result"] == {"piped": True}
+
+    table = cli.ok("list")
+    assert eid in table and "greet-grace" in table and "cli.greet" in table
+    listed = cli.json("list", "--workflow", "cli.greet")
+    assert {r["execution_id"] for r in listed["executions"]} == {eid, "greet-grace"}
+    assert listed["next_cursor"] is None
+    assert cli.json("list", "--status", "failed")["executions"] == []
+
+
+def test_start_errors(cli: Cli, tmp_path: Path) -> None:
+    no_app = _env(cli.redis_url)
+    del no_app["DURABLE_APP"]
+    valid = '{"name": "x"}'
+    cli.fails_all(
+        case("start", "cli.nope", needle="unknown workflow 'cli.nope'"),
+        case(
+            "start", "cli.greet", "--input", '{"name": 5}', needle="input for workflow 'cli.greet' is invalid"
+        ),
+        case("start", "cli.greet", "--input", "{not json", needle="--input is not valid JSON", code=2),
+        case(
+            "start",
+            "cli.greet",
+            "--input",
+            f"@{tmp_path / 'missing.json'}",
+            needle="cannot read --input file",
+        ),
+        case("start", "cli.greet", "--id", "bad{id}", "--input", valid, needle="execution id"),
+        case("start", needle="Missing argument", code=2),
+        # Without the app module, workflow ids cannot resolve: the error says how to fix it.
+        case("start", "cli.greet", needle="pass --app MODULE", env=no_app),
+        case(
+            "--app",
+            "no_such_module",
+            "start",
+            "cli.greet",
+            needle="cannot import app module 'no_such_module'",
+        ),
+        case(
+            "start",
+            "cli.greet",
+            "--input",
+            valid,
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+            needle="cannot reach Redis at redis://127.0.0.1:1/0",
+        ),
+    )
+    assert cli.json("list")["executions"] == []
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def test_signal(cli: Cli, worker: WorkerProcess) -> None:
+    eid = cli.ok("start", "cli.approval", "--input", '{"id": 7}').strip()
+    detail = cli.wait_status(eid, "waiting")
+    assert detail["execution"]["waiting_for"] == "cli.approved"
+    cli.fails("signal", eid, "cli.approved", "--payload", '{"approved": "perhaps"}', needle="approved")
+    # A signal nobody waits for yet is buffered; a repeated delivery id is a duplicate.
+    assert "delivered" in cli.ok("signal", eid, "cli.note", "--payload", '"fyi"', "--delivery-id", "d1")
+    again = cli.json("signal", eid, "cli.note", "--payload", '"fyi"', "--delivery-id", "d1")
+    assert again == {"execution_id": eid, "signal": "cli.note", "accepted": False}
+    assert "delivered" in cli.ok("signal", eid, "cli.approved", "--payload", '{"approved": true}')
+    done = cli.wait_status(eid, "completed")
+    assert done["execution"]["result"] == {"order": 7, "approved": True}
+    cli.fails_all(
+        case("signal", eid, "cli.approved", "--payload", '{"approved": true}', needle="already finished"),
+        case("signal", "nope", "cli.approved", "--payload", '{"approved": true}', needle="'nope'"),
+        case("signal", eid, "cli.approved", "--payload", "[", needle="--payload is not valid JSON"),
+    )
+
+
+# ---------------------------------------------------------------------------- operator actions
+
+
+def test_cancel_retry_and_skip_step(cli: Cli, worker: WorkerProcess, tmp_path: Path) -> None:
+    # cancel, with the actor from --actor in the audit
+    napper = cli.ok("start", "cli.sleepy").strip()
+    cli.wait_status(napper, "sleeping")
+    out = cli.ok("cancel", napper, "--reason", "not needed", "--actor", "alice")
+    assert "cancelled" in out
+    detail = cli.wait_status(napper, "cancelled")
+    assert any(a["actor"] == "alice" and a["kind"].startswith("cancel") for a in detail["audit"])
+    cli.fails_all(
+        case("cancel", napper, needle="already finished"),
+        case("cancel", "nope", needle="'nope'"),
+        case("retry", napper, needle="has not failed"),
+        case("retry", "nope", needle="'nope'"),
+    )
+
+    # skip-step: store a result for the long sleep; the execution goes on
+    second = cli.ok("start", "cli.sleepy").strip()
+    cli.wait_status(second, "sleeping")
+    cli.fails("skip-step", second, "nap", "--result", "{", needle="--result is not valid JSON")
+    out = cli.ok("skip-step", second, "nap")
+    assert "skipped" in out
+    assert cli.wait_status(second, "completed")["execution"]["result"] == "rested"
+
+    # retry: a failed step runs again once its cause is fixed; the completed step is kept
+    marker = tmp_path / "marker"
+    flaky = cli.ok("start", "cli.flaky", "--input", json.dumps({"marker": str(marker)})).strip()
+    failed = cli.wait_status(flaky, "failed")
+    assert "marker" in failed["execution"]["error"]["message"]
+    marker.write_text("ok")
+    assert cli.json("retry", flaky) == {"execution_id": flaky, "status": "pending"}
+    done = cli.wait_status(flaky, "completed")
+    assert done["execution"]["result"] == {"first": 1, "second": "found"}
+    assert done["execution"]["attempt"] == 2
+    first = next(s for s in done["steps"] if s["step_id"] == "first")
+    assert first["attempt"] == 1
+
+    # list filters and paging
+    page = cli.json("list", "--workflow", "cli.sleepy", "--limit", "1")
+    assert len(page["executions"]) == 1 and page["next_cursor"]
+    rest = cli.json("list", "--workflow", "cli.sleepy", "--limit", "1", "--cursor", page["next_cursor"])
+    ids = {page["executions"][0]["execution_id"], rest["executions"][0]["execution_id"]}
+    assert ids == {napper, second}
+    assert [r["execution_id"] for r in cli.json("list", "-s", "cancelled")["executions"]] == [napper]
+    assert "more: --cursor" in cli.ok("list", "--workflow", "cli.sleepy", "--limit", "1")
+    cli.fails_all(
+        case("list", "--status", "bogus", needle="'bogus' is not one of", code=2),
+        case("list", "--since", "yesterday", needle="--since must be an ISO 8601 time", code=2),
+        case("skip-step", second, "nap", needle="already finished"),
+    )
+    assert cli.json("list", "--since", "2999-01-01T00:00:00Z")["executions"] == []
+
+
+def test_get_errors_and_global_options_anywhere(cli: Cli, redis_url: str) -> None:
+    env = _env("redis://127.0.0.1:1/0")
+    cli.fails_all(
+        case("get", "nope", needle="execution 'nope' does not exist", code=1),
+        # Options after the command name win over the environment.
+        case("get", "nope", "--redis-url", redis_url, "-o", "json", needle="does not exist", env=env),
+        case("get", "x", needle="cannot reach Redis", env=env),
+        case("get", "x", "--output", "yaml", needle="'yaml' is not one of", code=2),
+        case("bogus", needle="No such command 'bogus'", code=2),
+    )
+    proc = cli.run()
+    assert proc.returncode == 2 and "Usage: durable" in proc.stdout and "schedules" in proc.stdout
+    assert "--redis-url" in cli.ok("--help")
+
+
+# ---------------------------------------------------------------------------- describe
+
+
+def test_describe(cli: Cli) -> None:
+    text = cli.ok("describe", "cli.approval")
+    assert "waitForSignal" in text and "approval" in text and "ship" in text
+    mermaid = cli.ok("describe", "cli.approval", "--format", "mermaid")
+    assert mermaid.startswith("flowchart TD") and "ship" in mermaid
+    shape = json.loads(cli.ok("describe", "cli.approval", "--format", "json"))
+    assert [n["id"] for n in shape["nodes"]] == ["approval", "ship"]
+    assert cli.json("describe", "cli.approval") == shape
+    cli.fails_all(
+        case("describe", "cli.nope", needle="unknown workflow 'cli.nope'"),
+        case("describe", "cli.approval", "--format", "png", needle="'png' is not one of", code=2),
+    )
+
+
+# ---------------------------------------------------------------------------- schedules
+
+
+async def _ensure_schedules(redis_url: str) -> None:
+    sys.path.insert(0, str(HERE))
+    import cli_app
+    from durable import Durable
+
+    d = Durable(redis_url, workflows=[cli_app.tick], actor="setup")
+    try:
+        await d.ensure_schedule(cli_app.tick, {"n": 1}, id="every-second", interval=1)
+        await d.ensure_schedule(
+            cli_app.tick, None, id="nightly", cron="30 2 * * *", timezone="Europe/Paris", overlap="forbid"
+        )
+    finally:
+        await d.close()
+
+
+async def _fired(redis_url: str, schedule_id: str, at_least: int = 0, timeout: float = 15.0) -> int:
+    from durable import Durable
+
+    d = Durable(redis_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            fired = (await d.get_schedule(schedule_id)).fired_count
+            if fired >= at_least or time.monotonic() > deadline:
+                return fired
+            await asyncio.sleep(0.05)
+    finally:
+        await d.close()
+
+
+def test_schedules(cli: Cli, redis_url: str, worker: WorkerProcess) -> None:
+    asyncio.run(_ensure_schedules(redis_url))
+    table = cli.ok("schedules", "list")
+    assert "every-second" in table and "nightly" in table and "cron 30 2 * * * (Europe/Paris)" in table
+
+    # The worker fires the every-second schedule; its runs complete.
+    assert asyncio.run(_fired(redis_url, "every-second", at_least=2)) >= 2
+    info = cli.json("schedules", "get", "every-second")
+    last = info["last_execution_id"]
+    assert last.startswith("every-second@")
+    assert cli.wait_status(last, "completed")["execution"]["result"] == {"n": 1}
+    assert [h["kind"] for h in info["history"]][:2] == ["created", "fired"]
+
+    paused = cli.json("schedules", "pause", "every-second", "--actor", "bob")
+    assert paused["paused"] is True and paused["next_run_at"] is None
+    fired = asyncio.run(_fired(redis_url, "every-second"))
+    time.sleep(1.2)
+    assert asyncio.run(_fired(redis_url, "every-second")) == fired
+    assert "resumed schedule every-second; next run" in cli.ok("schedules", "resume", "every-second")
+    detail = cli.ok("schedules", "get", "every-second")
+    assert "paused" in detail and "bob" in detail and "resumed" in detail
+
+    listed = cli.json("schedules", "list")
+    assert [s["schedule_id"] for s in listed] == ["every-second", "nightly"]
+    nightly = listed[1]
+    assert (nightly["cron"], nightly["timezone"], nightly["overlap"]) == (
+        "30 2 * * *",
+        "Europe/Paris",
+        "forbid",
+    )
+
+    assert "removed schedule every-second" in cli.ok("schedules", "remove", "every-second")
+    cli.fails_all(
+        *(
+            case("schedules", action, "every-second", needle="schedule 'every-second' does not exist", code=1)
+            for action in ("get", "pause", "resume", "remove")
+        ),
+        case("schedules", "get", needle="Missing argument", code=2),
+    )
+
+
+# ---------------------------------------------------------------------------- worker errors
+
+
+def test_worker_errors(cli: Cli) -> None:
+    env = _env(cli.redis_url)
+    del env["DURABLE_APP"]
+    cli.fails_all(
+        case("worker", needle="pass --app MODULE", env=env, code=2),
+        case("worker", "--app", "no_such_module", needle="cannot import app module", code=2),
+        case("worker", "--redis-url", "redis://127.0.0.1:1/0", needle="cannot reach Redis", code=1),
+        case("worker", "--concurrency", "0", needle="--concurrency", code=2),
+    )
+
+
+def test_worker_stops_gracefully_on_sigint(redis_url: str) -> None:
+    w = WorkerProcess(redis_url)
+    w.wait_ready()
+    w.proc.send_signal(signal.SIGINT)
+    assert w.stop() == 0
+    assert any("worker stopped" in line for line in w.lines)
