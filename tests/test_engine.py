@@ -375,6 +375,37 @@ async def test_cancel_waiting_execution(durable: Durable) -> None:
         await durable.cancel(eid, "again")
 
 
+RUNNING_GATE: dict[str, asyncio.Event] = {}
+
+
+@workflow("test.cancel_running")
+async def cancel_running(ctx: WorkflowContext, _: Any) -> Any:
+    async def blocks() -> str:
+        CALLS["cancel.blocks"] += 1
+        await RUNNING_GATE["gate"].wait()
+        return "done"
+
+    await ctx.step("blocks", blocks)
+    await ctx.step("never", counted, "cancel.never")
+    return "finished"
+
+
+async def test_cancel_running_execution_stops_at_next_checkpoint(durable: Durable) -> None:
+    RUNNING_GATE["gate"] = asyncio.Event()
+    eid = await durable.start(cancel_running, None)
+    while CALLS["cancel.blocks"] == 0:
+        await asyncio.sleep(0.01)
+    assert await durable.cancel(eid, "operator said stop", actor="ops") == Status.RUNNING
+    RUNNING_GATE["gate"].set()
+    with pytest.raises(ExecutionCancelledError, match="operator said stop"):
+        await durable.wait(eid, timeout=10)
+    assert CALLS["cancel.never"] == 0
+    # The step that was running when the cancel came is not committed.
+    assert await durable.list_step_results(eid) == []
+    kinds = [a.kind for a in await durable.list_audit_entries(eid)]
+    assert kinds[-2:] == ["cancel.requested", "cancelled"]
+
+
 async def test_failed_execution_then_retry_reuses_completed_steps(durable: Durable) -> None:
     eid = await durable.start(fails, None)
     with pytest.raises(WorkflowFailedError, match="no truck"):

@@ -233,7 +233,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release(self, execution_id: str, worker_id: str, token: int) -> None:
-        """Let go of the lease without writing; re-enqueue if a wake-up arrived meanwhile."""
+        """Let go of the lease without writing.
+
+        A cancel requested meanwhile is applied now (the execution becomes cancelled);
+        otherwise, if a wake-up arrived while we held the lease, another run is enqueued.
+        """
 
     # ---------------------------------------------------------------- signals, cancel, actions
     @abc.abstractmethod

@@ -447,10 +447,19 @@ class MemoryStore(MemoryScheduleStore, Store):
         ex = self._execs.get(execution_id)
         if ex is None:
             return
-        holder = ex.lease_holder(_now_ms())
+        now_ms = _now_ms()
+        holder = ex.lease_holder(now_ms)
         if holder is not None and holder[1] == token:
             ex.lease = None
-            self._after_release(ex)
+        elif holder is not None or ex.fence != token:
+            return
+        if ex.status in FINAL_STATUSES:
+            return
+        # A cancel requested while we ran takes effect the moment we let go.
+        if ex.cancel is not None:
+            self._cancel_now(ex, ex.cancel, ex.cancel_actor, now_ms)
+            return
+        self._after_release(ex)
 
     # ---------------------------------------------------------------- signals, cancel, actions
     async def send_signal(

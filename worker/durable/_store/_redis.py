@@ -608,7 +608,9 @@ class RedisStore(RedisScheduleStore, Store):
 
     async def release(self, execution_id: str, worker_id: str, token: int) -> None:
         await self._run(
-            "release", self.keys.execution_keys(execution_id), [execution_id, "", worker_id, token]
+            "release",
+            self.keys.execution_keys(execution_id),
+            [execution_id, int(time.time() * 1000), worker_id, token],
         )
 
     # ---------------------------------------------------------------- signals, cancel, actions
