@@ -163,7 +163,10 @@ async def test_new_service_on_same_redis_finishes_the_execution(fault_env: str) 
     await second.close()
 
 
-async def test_worker_rides_out_a_redis_outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_worker_rides_out_a_redis_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="durable.worker")
     server = RedisServer(persistent=True)
     server.start()
     try:
@@ -184,6 +187,12 @@ async def test_worker_rides_out_a_redis_outage(tmp_path: Path, monkeypatch: pyte
             fault_app._client = None
             assert await durable.wait(eid, timeout=30) == ["timeout", 1]
         await durable.close()
+        outage_logs = [
+            r for r in caplog.records if "unreachable" in r.getMessage() or "failed" in r.getMessage()
+        ]
+        assert outage_logs, "the worker did not log the outage"
+        # Backed off, not a hot loop: a handful of warnings per loop for a one-second outage.
+        assert len(outage_logs) < 100
     finally:
         server.stop()
 
