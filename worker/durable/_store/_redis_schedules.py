@@ -7,8 +7,9 @@ Lua script (`lua/schedule_*.lua`); reads are plain commands.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -26,10 +27,14 @@ _SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delet
 _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, ConnectionError)
 
 
-@contextlib.contextmanager
-def _guard() -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _guard(timeout_s: float | None) -> AsyncIterator[None]:
+    """Connection failures become `StoreUnavailable`; a call past its deadline too (a hung server)."""
     try:
-        yield
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError as exc:
+        raise StoreUnavailable("redis did not answer in time") from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
 
@@ -69,6 +74,11 @@ class RedisScheduleStore(ScheduleStore):
     redis: aioredis.Redis
     keys: Keys
     _max_block_ms: int | None
+    _op_timeout: float | None
+
+    def _sched_guard(self, extra_s: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:
+        timeout: float | None = getattr(self, "_op_timeout", 10.0)
+        return _guard(None if timeout is None else timeout + extra_s)
 
     def _sched_script(self, name: str) -> Any:
         scripts: dict[str, Any] | None = getattr(self, "_sched_scripts", None)
@@ -82,7 +92,7 @@ class RedisScheduleStore(ScheduleStore):
         return scripts[name]
 
     async def _sched_run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with _guard():
+        async with self._sched_guard():
             return await self._sched_script(name)(keys=keys, args=args)
 
     async def put_schedule(
@@ -120,12 +130,12 @@ class RedisScheduleStore(ScheduleStore):
         return _decode(schedule_id, _pairs(flat))
 
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        with _guard():
+        async with self._sched_guard():
             raw: Any = await self.redis.hgetall(self.keys.schedule(schedule_id))
         return _decode(schedule_id, raw) if raw else None
 
     async def list_schedules(self) -> list[ScheduleRecord]:
-        with _guard():
+        async with self._sched_guard():
             members: Any = await self.redis.smembers(self.keys.schedule_index())
             ids = sorted(m.decode() for m in members)
             if not ids:
@@ -190,14 +200,14 @@ class RedisScheduleStore(ScheduleStore):
         return bool(await self._sched_run("schedule_commit", keys, args))
 
     async def next_schedule_due(self) -> int | None:
-        with _guard():
+        async with self._sched_guard():
             first: Any = await self.redis.zrange(self.keys.schedule_due(), 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
     async def list_schedule_audit(self, schedule_id: str, limit: int = 1000) -> list[AuditEntry]:
         if limit <= 0:
             return []
-        with _guard():
+        async with self._sched_guard():
             entries: Any = await self.redis.xrevrange(self.keys.schedule_audit(schedule_id), count=limit)
         out: list[AuditEntry] = []
         for entry_id, f in reversed(entries):
@@ -223,7 +233,7 @@ class RedisScheduleStore(ScheduleStore):
         if cap is not None:
             block_ms = min(block_ms, cap)
         key = self.keys.schedule_changes()
-        with _guard():
+        async with self._sched_guard(max(0, block_ms) / 1000):
             last: str | None = getattr(self, "_sched_change_id", None)
             if last is None:
                 newest: Any = await self.redis.xrevrange(key, count=1)
