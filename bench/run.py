@@ -5,7 +5,8 @@ setup for one machine), runs W1-W5 and the memory measurements as issue 5 define
 stops everything it started. Logs go to stderr; stdout holds only the JSON lines.
 
 Environment: SCALE (default 1.0; 0.1 for a quick run) scales the counts, BENCH_WORKERS (default 2)
-the number of worker processes, BENCH_CONCURRENCY (default 64) executions in flight per worker.
+the number of worker processes, BENCH_CONCURRENCY (default 64) executions in flight per worker,
+BENCH_ONLY (e.g. "W1,W2") a subset of the workloads (for profiling).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import uvloop
 
 from durable import Durable, RedisStore
 
@@ -168,40 +170,68 @@ async def w1_latency(d: Durable, scale: float) -> dict[str, Any]:
     }
 
 
-async def w2_throughput(d: Durable, scale: float, workers: int, concurrency: int) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def w2_throughput(d: Durable, scale: float, workers: Workers, redis_pid: int) -> dict[str, Any]:
     count = scaled(1000, scale, 20)
+    pids = [p.pid for p in workers.alive()]
+    cpu0 = ([cpu_s(p) for p in pids], cpu_s(redis_pid), time.process_time())
     t0 = time.perf_counter()
     ids = await gather_limited([lambda i=i: d.start("bench.three_steps", i) for i in range(count)], 256)
     submitted = time.perf_counter()
     await gather_limited([lambda e=e: d.wait(e, timeout=120) for e in ids], 1000)
     wall = time.perf_counter() - t0
+    worker_cpu = sum(cpu_s(p) for p in pids) - sum(cpu0[0])
     return {
         "workload": "W2",
         "wall_s": round(wall, 3),
         "executions_per_s": round(count / wall, 1),
         "steps_per_s": round(3 * count / wall, 1),
         "submit_s": round(submitted - t0, 3),
-        "worker_processes": workers,
-        "params": {"executions": count, "steps": 3, "concurrency_per_worker": concurrency},
+        "worker_processes": len(pids),
+        # CPU per execution, by process kind: robust to a busy machine, unlike the wall figures.
+        "cpu_ms_per_exec": {
+            "workers": round(worker_cpu / count * 1000, 3),
+            "redis": round((cpu_s(redis_pid) - cpu0[1]) / count * 1000, 3),
+            "client": round((time.process_time() - cpu0[2]) / count * 1000, 3),
+        },
+        "params": {"executions": count, "steps": 3, "concurrency_per_worker": workers.concurrency},
     }
 
 
 async def w3_timers(d: Durable, scale: float) -> dict[str, Any]:
+    """Lateness = completion (result in the client's hand) - start (start() returned) - 1 s.
+
+    Also reported: the timer's own lateness, from the step records (the time the woken activation
+    recorded the sleep as done minus the sleep's due time), which leaves out the start-up burst.
+    """
     count = scaled(100, scale, 10)
     sleep_s = 1.0
 
-    async def one(i: int) -> float:
-        t0 = time.time()
+    async def one(i: int) -> tuple[str, float]:
         eid = await d.start("bench.sleep_then_step", sleep_s)
+        t0 = time.time()
         await d.wait(eid, timeout=60)
-        return time.time() - t0 - sleep_s
+        return eid, time.time() - t0 - sleep_s
 
-    lateness = await asyncio.gather(*(one(i) for i in range(count)))
+    done = await asyncio.gather(*(one(i) for i in range(count)))
+    lateness = [late for _, late in done]
+    wake: list[float] = []
+    for eid, _ in done:
+        for step in await d.list_step_results(eid):
+            if step.kind == "sleep" and step.at is not None and "until" in step.meta:
+                wake.append(step.at.timestamp() - int(step.meta["until"]) / 1000)
     return {
         "workload": "W3",
         "lateness_p50_ms": ms(pct(lateness, 50)),
         "lateness_p99_ms": ms(pct(lateness, 99)),
         "lateness_max_ms": ms(max(lateness)),
+        "timer_wake_p50_ms": ms(pct(wake, 50)),
+        "timer_wake_p99_ms": ms(pct(wake, 99)),
         "params": {"executions": count, "sleep_s": sleep_s},
     }
 
@@ -268,10 +298,8 @@ def _exec_keys(raw: redis.Redis, prefix: str, eid: str) -> list[str]:
     return [k.decode() for k in raw.scan_iter(match=f"{prefix}:{{{eid}}}:*", count=1000)]
 
 
-async def memory(
-    d: Durable, scale: float, raw: redis.Redis, workers: Workers, store: RedisStore
-) -> dict[str, Any]:
-    # Redis bytes per finished W1 execution, once retention has run.
+async def memory_redis(d: Durable, scale: float, raw: redis.Redis, store: RedisStore) -> dict[str, Any]:
+    """Redis bytes per finished W1 execution once retention has run (run first, on a quiet server)."""
     n = scaled(1000, scale, 50)
     before = int(raw.info("memory")["used_memory"])
     ids = await gather_limited([lambda i=i: d.start("bench.three_steps", i) for i in range(n)], 256)
@@ -290,7 +318,7 @@ async def memory(
     retained = await store.purge_finished(int(time.time() * 1000) + 1, limit=10 * n + 10_000)
     after_retention = int(raw.info("memory")["used_memory"])
     keys_after_retention = key_bytes(sample)
-    redis_line = {
+    return {
         "workload": "memory.redis",
         "bytes_per_finished_exec": round((after_retention - before) / n, 1),
         "bytes_per_finished_exec_before_retention": round((after_run - before) / n, 1),
@@ -301,7 +329,11 @@ async def memory(
         "params": {"executions": n, "workflow": "bench.three_steps"},
     }
 
-    # RSS of one worker process holding 10,000 sleeping executions.
+
+async def memory_worker(
+    d: Durable, scale: float, raw: redis.Redis, workers: Workers, store: RedisStore
+) -> dict[str, Any]:
+    """RSS of one worker process holding 10,000 sleeping executions (the other workers are stopped)."""
     alive = workers.alive()
     for proc in alive[1:]:
         workers.stop_one(proc)
@@ -317,17 +349,16 @@ async def memory(
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)
     holding_kb = rss_kb(holder.pid)
-    rss_line = {
+    return {
         "workload": "memory.worker",
         "rss_mb": round(holding_kb / 1024, 1),
         "rss_idle_mb": round(idle_kb / 1024, 1),
         "params": {"sleeping_executions": sleepers, "worker_processes": 1},
     }
-    return {"redis": redis_line, "worker": rss_line}
 
 
 # ---------------------------------------------------------------------------- main
-async def run_all(url: str, scale: float, workers: Workers) -> None:
+async def run_all(url: str, scale: float, workers: Workers, redis_pid: int) -> None:
     sys.path.insert(0, str(BENCH))
     import bench_app
 
@@ -344,17 +375,31 @@ async def run_all(url: str, scale: float, workers: Workers) -> None:
         ],
     )
     raw = redis.Redis.from_url(url)
+    only = {w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     try:
         # Workers are up once an execution completes.
         await d.start_and_wait("bench.three_steps", 0, timeout=60)
-        emit(await w1_latency(d, scale))
-        emit(await w2_throughput(d, scale, workers.count, workers.concurrency))
-        emit(await w3_timers(d, scale))
-        emit(await w4_signals(d, scale, raw))
-        emit(await w5_history(d, scale))
-        mem = await memory(d, scale, raw, workers, store)
-        emit(mem["redis"])
-        emit(mem["worker"])
+        lines: dict[str, dict[str, Any]] = {}
+        if wanted("memory.redis"):
+            lines["memory.redis"] = await memory_redis(d, scale, raw, store)
+        if wanted("W1"):
+            emit(await w1_latency(d, scale))
+        if wanted("W2"):
+            emit(await w2_throughput(d, scale, workers, redis_pid))
+        if wanted("W3"):
+            emit(await w3_timers(d, scale))
+        if wanted("W4"):
+            emit(await w4_signals(d, scale, raw))
+        if wanted("W5"):
+            emit(await w5_history(d, scale))
+        if "memory.redis" in lines:
+            emit(lines["memory.redis"])
+        if wanted("memory.worker"):
+            emit(await memory_worker(d, scale, raw, workers, store))
     finally:
         raw.close()
         await d.close()
@@ -370,7 +415,9 @@ def main() -> int:
         workers = Workers(server.url, count, concurrency)
         workers.start()
         try:
-            asyncio.run(run_all(server.url, scale, workers))
+            # The client runs on uvloop too, as the workers do.
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(run_all(server.url, scale, workers, server.proc.pid))
         finally:
             workers.stop()
     return 0

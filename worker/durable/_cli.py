@@ -17,7 +17,7 @@ import logging
 import os
 import signal as signals
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,7 +272,18 @@ def worker(
         finally:
             await d.close()
 
-    asyncio.run(serve())
+    _run_fast(serve())
+
+
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (a worker spends much of its time in the event loop)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 # ---------------------------------------------------------------------------- executions
