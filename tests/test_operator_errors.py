@@ -136,5 +136,8 @@ async def test_failed_execution_reports_its_error(running: Cluster) -> None:
     assert status["reason"] == "WorkflowFailed"
     assert "card declined for order 9" in _one_line(status)
     assert status["error"]["message"]
-    events = [e for e in running.events() if e["reason"] == "Failed"]
-    assert events and events[0]["type"] == "Warning"
+    # The Event follows the status patch.
+    events = await running.wait_for(
+        lambda: [e for e in running.events() if e["reason"] == "Failed"], what="event"
+    )
+    assert events[0]["type"] == "Warning"

@@ -83,5 +83,8 @@ async def test_samples_drive_the_engine_and_status_comes_back(
         )
         assert done["result"] == {"shipped": "shipped-1001", "approver": "alice"}
         assert done["finishTime"] and done["startTime"]
-        reasons = {e["reason"] for e in cluster.events()}
-        assert {"Created", "SignalDelivered", "Succeeded"} <= reasons
+        # Events follow the status patches.
+        wanted = {"Created", "SignalDelivered", "Started", "Succeeded"}
+        await cluster.wait_for(
+            lambda: wanted <= {e["reason"] for e in cluster.events()}, what=f"events {wanted}"
+        )
