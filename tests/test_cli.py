@@ -435,3 +435,35 @@ def test_worker_stops_gracefully_on_sigint(redis_url: str) -> None:
     w.proc.send_signal(signal.SIGINT)
     assert w.stop() == 0
     assert any("worker stopped" in line for line in w.lines)
+
+
+def test_several_worker_processes_fire_each_slot_once(redis_url: str) -> None:
+    """Three `durable worker` processes poll the same schedules: every slot is claimed and fired once."""
+    asyncio.run(_ensure_schedules(redis_url))
+    workers = [WorkerProcess(redis_url) for _ in range(3)]
+    try:
+        for w in workers:
+            w.wait_ready()
+        asyncio.run(_fired(redis_url, "every-second", at_least=4))
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0, 0]
+
+    async def check() -> None:
+        from durable import Durable
+
+        d = Durable(redis_url)
+        try:
+            info = await d.get_schedule("every-second")
+            runs = [
+                r for r in await d.list_executions(limit=1000) if r.execution_id.startswith("every-second@")
+            ]
+            fired = [e for e in await d.list_schedule_audit("every-second") if e.kind == "fired"]
+            assert info.fired_count >= 4
+            # One commit per slot: as many fired slots as executions and as audit entries.
+            assert len(runs) == info.fired_count == len(fired)
+            assert len({e.message for e in fired}) == len(fired)
+        finally:
+            await d.close()
+
+    asyncio.run(check())
