@@ -528,6 +528,7 @@ class MemoryStore(MemoryScheduleStore, Store):
             if orjson.loads(rec).get("status") == "failed":
                 del ex.steps[step_id]
         ex.attempt += 1
+        ex.result = None
         ex.error = None
         ex.finished_ms = None
         self._set_status(ex, Status.PENDING, now_ms)
