@@ -155,15 +155,14 @@ class Signal(Generic[T]):
         return parsed.model_dump(mode="json")
 
     def parse(self, stored: Any) -> Any:
-        model = self.model
-        if (
-            model is not None
-            and isinstance(model, type)
-            and issubclass(model, BaseModel)
-            and stored is not None
-        ):
-            return model.model_validate(stored)
-        return stored
+        return _parse_model(self.model, stored)
+
+
+def _parse_model(model: Any, stored: Any) -> Any:
+    """Stored plain data back into the declared pydantic model, if there is one."""
+    if stored is not None and isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_validate(stored)
+    return stored
 
 
 def resolve_signal(signal: str | Signal[Any]) -> Signal[Any]:
@@ -182,15 +181,7 @@ class StepId(Generic[T]):
     model: type[T] | None = None
 
     def parse(self, stored: Any) -> Any:
-        model = self.model
-        if (
-            model is not None
-            and isinstance(model, type)
-            and issubclass(model, BaseModel)
-            and stored is not None
-        ):
-            return model.model_validate(stored)
-        return stored
+        return _parse_model(self.model, stored)
 
 
 @dataclass(frozen=True)
