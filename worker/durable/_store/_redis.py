@@ -52,6 +52,7 @@ from ._base import (
     SuspendOutcome,
 )
 from ._keys import QUEUE_GROUP, Keys
+from ._mux import Mux, sha1
 from ._redis_schedules import RedisScheduleStore
 
 __all__ = ["RedisStore"]
@@ -108,6 +109,26 @@ class _Op:
                 raise StoreUnavailable("redis did not answer in time") from timeout
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+
+
+def _mux_for(redis: aioredis.Redis, op_timeout_s: float | None) -> Mux | None:
+    """The multiplexed hot-path connection, for plain TCP and unix-socket pools (TLS keeps redis-py)."""
+    pool = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    if pool.connection_class is aioredis.UnixDomainSocketConnection:
+        where: dict[str, Any] = {"path": kwargs["path"]}
+    elif pool.connection_class is aioredis.Connection:
+        where = {"host": kwargs.get("host", "localhost"), "port": int(kwargs.get("port", 6379))}
+    else:
+        return None
+    return Mux(
+        **where,
+        db=int(kwargs.get("db", 0) or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        connect_timeout_s=kwargs.get("socket_connect_timeout") or 2.0,
+        op_timeout_s=op_timeout_s,
+    )
 
 
 def _load_lua(keys: Keys) -> dict[str, str]:
@@ -361,7 +382,10 @@ class RedisStore(RedisScheduleStore, Store):
         self._op_timeout = op_timeout_s
         self.keys = Keys(prefix)
         self._r: Any = redis  # redis-py's stubs type replies loosely; the replies are decoded here
-        self._scripts = {name: redis.register_script(src) for name, src in _load_lua(self.keys).items()}
+        sources = _load_lua(self.keys)
+        self._scripts = {name: redis.register_script(src) for name, src in sources.items()}
+        self._sources = {name: (sha1(src), src) for name, src in sources.items()}
+        self._mux = _mux_for(redis, op_timeout_s)
         self._notifier: _Notifier | None = None
         self._status_cursors: dict[tuple[str, str], str] = {}
         kwargs = redis.connection_pool.connection_kwargs
@@ -392,6 +416,8 @@ class RedisStore(RedisScheduleStore, Store):
         if self._notifier is not None:
             await self._notifier.close()
             self._notifier = None
+        if self._mux is not None:
+            self._mux.close()
         with contextlib.suppress(*_UNAVAILABLE):
             await self._r.aclose()
 
@@ -405,6 +431,9 @@ class RedisStore(RedisScheduleStore, Store):
             await self._r.ping()
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if self._mux is not None:
+            sha, source = self._sources[name]
+            return await self._mux.evalsha(sha, source, keys, args)
         async with self._op():
             return await self._scripts[name](keys=keys, args=args)
 
@@ -430,6 +459,9 @@ class RedisStore(RedisScheduleStore, Store):
         return bool(await self._run("create", keys, args))
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        if self._mux is not None:
+            flat = await self._mux.call("HGETALL", self.keys.exec(execution_id))
+            return _record(execution_id, flat) if flat else None
         async with self._op():
             raw = await self._r.hgetall(self.keys.exec(execution_id))
         if not raw:

@@ -1,0 +1,272 @@
+"""One multiplexed Redis connection for the store's hot path: many calls in flight, auto-pipelined.
+
+RESP answers come back in the order the commands were sent, so every call appends its packed
+command to a write buffer and a future to a FIFO; the buffer goes out once per event-loop turn
+(all the calls made in that turn share one write), and `data_received` hands each parsed reply
+(hiredis) to the oldest future. That costs a few microseconds per call where a pooled redis-py
+call costs tens, and it batches naturally when many executions are in flight.
+
+Only non-blocking commands go here (scripts, HGETALL, XADD, ...): blocking reads and pub/sub keep
+their own redis-py connections. A call that gets no answer within the deadline fails with
+`StoreUnavailable` (cause `TimeoutError`) and drops the connection with everything in flight on it;
+a lost connection fails its calls with `StoreUnavailable` (cause `ConnectionError`). The next call
+connects again. Nothing is retried here: callers already treat `StoreUnavailable` as "try later".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+from typing import Any, cast
+
+import hiredis
+import redis.exceptions as rexc
+
+from .._errors import StoreUnavailable
+
+__all__ = ["Mux", "pack"]
+
+# Reconnect-and-resend attempts after a dropped connection (redis-py's Retry in the pool did 3).
+_RETRIES = 3
+
+
+def _arg(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return repr(value).encode() if isinstance(value, float) else str(value).encode()
+
+
+def pack(args: tuple[Any, ...] | list[Any]) -> bytes:
+    """A command in RESP: `*<n>` then `$<len>` and the bytes of each argument."""
+    out = [b"*%d\r\n" % len(args)]
+    for value in args:
+        data = _arg(value)
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Proto(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop, op_timeout_s: float | None) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.reader = hiredis.Reader()
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.closed = False
+        self.op_timeout_s = op_timeout_s
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but they have the same methods.
+        self.transport = cast(asyncio.Transport, transport)
+        if self.op_timeout_s is not None:
+            self.watchdog = self.loop.call_later(self._period(), self._check)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        waiting = self.waiting
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:
+                self._fail(rexc.ConnectionError(f"protocol error: {exc}"), "redis sent an unreadable reply")
+                return
+            if reply is False:
+                return
+            if not waiting:  # pragma: no cover - a reply nobody asked for: the stream is out of step
+                self._fail(rexc.ConnectionError("unexpected reply"), "redis sent a reply nobody asked for")
+                return
+            fut, _ = waiting.popleft()
+            if fut.done():
+                continue  # the caller gave up (cancelled); the answer still had to be read
+            if isinstance(reply, hiredis.ReplyError):
+                fut.set_exception(rexc.ResponseError(str(reply)))
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cause = rexc.ConnectionError(f"connection lost: {exc}" if exc else "connection closed by the server")
+        cause.__cause__ = exc
+        self._fail(cause, "redis is unreachable")
+
+    # ------------------------------------------------------------ sending
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        if self.closed:
+            err = StoreUnavailable("redis is unreachable: connection closed")
+            err.__cause__ = rexc.ConnectionError("connection closed")
+            fut.set_exception(err)
+            return fut
+        self.waiting.append((fut, self.loop.time()))
+        self.out.append(packed)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.closed:
+            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            self.out.clear()
+            self.transport.write(data)
+
+    # ------------------------------------------------------------ failure
+    def _period(self) -> float:
+        assert self.op_timeout_s is not None
+        return max(0.02, min(1.0, self.op_timeout_s / 4))
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if self.closed or self.op_timeout_s is None:
+            return
+        if self.waiting and self.loop.time() - self.waiting[0][1] > self.op_timeout_s:
+            self._fail(TimeoutError("no answer in time"), "redis did not answer in time")
+            return
+        self.watchdog = self.loop.call_later(self._period(), self._check)
+
+    def _fail(self, cause: BaseException, message: str) -> None:
+        self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        if self.transport is not None:
+            self.transport.abort()
+        waiting, self.waiting = self.waiting, collections.deque()
+        self.out.clear()
+        for fut, _ in waiting:
+            if not fut.done():
+                err = StoreUnavailable(f"{message}: {cause}")
+                err.__cause__ = cause
+                fut.set_exception(err)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fail(rexc.ConnectionError("store closed"), "redis is unreachable")
+
+
+class Mux:
+    """The connection factory and the calls; connects lazily, again after a failure."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        connect_timeout_s: float | None = 2.0,
+        op_timeout_s: float | None = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.path = path
+        self.db = db
+        self.username = username
+        self.password = password
+        self.connect_timeout_s = connect_timeout_s
+        self.op_timeout_s = op_timeout_s
+        self._proto: _Proto | None = None
+        self._connecting: asyncio.Future[_Proto] | None = None
+
+    async def _connection(self) -> _Proto:
+        loop = asyncio.get_running_loop()
+        proto = self._proto
+        if proto is not None and not proto.closed and proto.loop is loop:
+            return proto
+        connecting = self._connecting
+        if connecting is not None and not connecting.done() and connecting.get_loop() is loop:
+            return await asyncio.shield(connecting)
+        self._connecting = connecting = loop.create_future()
+        try:
+            proto = await self._connect(loop)
+        except BaseException as exc:
+            connecting.set_exception(exc)
+            connecting.exception()  # retrieved: waiters re-raise it, nobody else must log it
+            self._connecting = None
+            raise
+        self._proto = proto
+        connecting.set_result(proto)
+        return proto
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Proto:
+        old, self._proto = self._proto, None
+        if old is not None:
+            old.close()
+
+        def factory() -> _Proto:
+            return _Proto(loop, self.op_timeout_s)
+
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                if self.path:
+                    _, proto = await loop.create_unix_connection(factory, self.path)
+                else:
+                    _, proto = await loop.create_connection(factory, self.host, self.port)
+                if self.password:
+                    auth = (
+                        ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+                    )
+                    await proto.send(pack(auth))
+                if self.db:
+                    await proto.send(pack(("SELECT", self.db)))
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"redis is unreachable: no connection in {self.connect_timeout_s} s"
+            ) from exc
+        except OSError as exc:
+            cause = rexc.ConnectionError(f"cannot connect: {exc}")
+            cause.__cause__ = exc
+            raise StoreUnavailable(f"redis is unreachable: {exc}") from cause
+        return proto
+
+    async def _send(self, packed: bytes) -> Any:
+        """Send and await the reply; a dropped connection is retried like redis-py's `Retry` did
+        (a few times, backing off), a deadline that passed is not."""
+        delay = 0.02
+        for attempt in range(_RETRIES + 1):
+            proto = await self._connection() if attempt == 0 else await self._reconnect(delay)
+            try:
+                return await proto.send(packed)
+            except StoreUnavailable as exc:
+                if attempt == _RETRIES or not isinstance(exc.__cause__, rexc.ConnectionError):
+                    raise
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reconnect(self, delay: float) -> _Proto:
+        await asyncio.sleep(delay)
+        return await self._connection()
+
+    async def call(self, *args: Any) -> Any:
+        return await self._send(pack(args))
+
+    async def evalsha(self, sha: str, source: str, keys: Any, args: Any) -> Any:
+        """Run a script by its digest, loading it (EVAL) if the server does not know it yet."""
+        try:
+            return await self._send(pack(("EVALSHA", sha, len(keys), *keys, *args)))
+        except rexc.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return await self._send(pack(("EVAL", source, len(keys), *keys, *args)))
+
+    def close(self) -> None:
+        if self._proto is not None:
+            self._proto.close()
+            self._proto = None
+
+
+def sha1(source: str) -> str:
+    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
