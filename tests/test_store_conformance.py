@@ -654,7 +654,7 @@ async def test_recover_enqueues_only_what_nothing_else_will_wake(store: Store) -
     )
     await store.finish("done", tokens["done"], Checkpoint(), now(), status=Status.COMPLETED)
     await store.send_signal("signalled", "go", b"1", "d1", now())
-    assert await store.fire_due_timers(now()) == 1
+    assert await store.fire_due_timers(now()) == 0  # a wake-up already due is queued at suspend
     lost = await drain(store)  # the timer's and the signal's entries get lost (acked, never run)
     assert sorted(reasons(lost)) == [("rearm", "timer"), ("signalled", "signal")]
 

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._records import Status
 from ._store._base import AuditDraft, Checkpoint, SignalWait
+from ._threads import StepThreads
 from ._workflow import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
 
 if TYPE_CHECKING:
@@ -255,8 +256,12 @@ class WorkflowContext:
         if inspect.iscoroutinefunction(fn):
             return await fn(*args, **kwargs)
         run = self._run
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(run.executor if run else None, lambda: fn(*args, **kwargs))
+        executor = run.executor if run else None
+        if isinstance(executor, StepThreads):
+            result = await executor.run(lambda: fn(*args, **kwargs))
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
         if inspect.isawaitable(result):
             result = await result
         return result

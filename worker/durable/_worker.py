@@ -15,7 +15,6 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ._context import now_ms
@@ -23,6 +22,7 @@ from ._engine import Engine
 from ._errors import StoreUnavailable
 from ._metrics import METRICS
 from ._records import QueueEntry
+from ._threads import StepThreads
 
 if TYPE_CHECKING:
     from ._service import Durable
@@ -56,9 +56,7 @@ class Worker:
         self.lease_ttl_ms = int(lease_ttl * 1000)
         self.visibility_ms = int(visibility_timeout * 1000)
         self.max_idle_poll = max_idle_poll
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads or min(32, concurrency), thread_name_prefix="durable-step"
-        )
+        self._executor = StepThreads(threads or min(32, concurrency))
         self.engine = Engine(
             self.store,
             durable.lookup,

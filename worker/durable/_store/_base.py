@@ -212,7 +212,8 @@ class Store(abc.ABC):
         With `wait`: a buffered signal is consumed (`signal`), or a passed deadline is
         recorded (`timeout`); the lease stays ours and the run goes on. Otherwise the
         execution moves to `status` (sleeping or waiting), records what it waits for,
-        registers its wake-up timer (`timer_id` at `wake_at_ms`), releases the lease, and,
+        registers its wake-up timer (`timer_id` at `wake_at_ms`; a `wake_at_ms` already due at
+        `now_ms` enqueues the run at once instead, reason `timer`), releases the lease, and,
         if a wake-up arrived while we held the lease, enqueues another run.
         Returns `cancelled`, writing nothing, if a cancel was requested. Raises `LeaseLost`.
         """

@@ -416,13 +416,19 @@ class MemoryStore(MemoryScheduleStore, Store):
                 return SuspendOutcome("timeout")
         ex.waiting_for = wait.name if wait is not None else ""
         ex.wake_ms = wake_at_ms
+        due_now = wake_at_ms is not None and wake_at_ms <= now_ms
         if wake_at_ms is not None:
             self._drop_timer(ex)
-            ex.timer = f"{execution_id}|{timer_id or 'wake'}"
-            self._timers[ex.timer] = wake_at_ms
-            self._timer_changed.set()
+            if not due_now:
+                ex.timer = f"{execution_id}|{timer_id or 'wake'}"
+                self._timers[ex.timer] = wake_at_ms
+                self._timer_changed.set()
         ex.lease = None
         self._set_status(ex, status, now_ms)
+        if due_now:
+            # Already due (a 0 s sleep, a passed retry time): straight to the queue, no timer round.
+            ex.rewake = False
+            self._enqueue(execution_id, "timer")
         self._after_release(ex)
         return SuspendOutcome("suspended")
 
@@ -672,10 +678,16 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     # ---------------------------------------------------------------- maintenance
     async def recover(self, now_ms: int) -> int:
-        queued = {e.execution_id for e in self._ready} | {e.execution_id for e, _c, _t in self._pending.values()}
+        queued = {e.execution_id for e in self._ready} | {
+            e.execution_id for e, _c, _t in self._pending.values()
+        }
         count = 0
         for ex in self._execs.values():
-            if ex.status in FINAL_STATUSES or ex.execution_id in queued or ex.lease_holder(now_ms) is not None:
+            if (
+                ex.status in FINAL_STATUSES
+                or ex.execution_id in queued
+                or ex.lease_holder(now_ms) is not None
+            ):
                 continue
             armed = bool(ex.timer) and ex.timer in self._timers
             action: str | None = None

@@ -29,16 +29,25 @@ if has_wait then
 end
 drop_timer()
 redis.call('HSET', KEYS[1], 'status', status, 'waiting_for', waiting_for, 'wake_ms', ARGV[5], 'updated_ms', NOW)
+local queued = false
 if ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[8], ARGV[5], ARGV[6])
-  redis.call('HSET', KEYS[1], 'timer', ARGV[6])
-  redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[6])
+  if tonumber(ARGV[5]) <= tonumber(NOW) then
+    -- Already due (a 0 s sleep, a passed retry time): straight to the queue, no timer round trip.
+    enqueue('timer')
+    queued = true
+  else
+    redis.call('ZADD', KEYS[8], ARGV[5], ARGV[6])
+    redis.call('HSET', KEYS[1], 'timer', ARGV[6])
+    redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[6])
+  end
 end
 redis.call('DEL', KEYS[3])
 local f = redis.call('HMGET', KEYS[1], 'workflow_id', 'current_step', 'rewake')
 status_event(f[1], status, f[2] or '')
 if f[3] == '1' then
   redis.call('HDEL', KEYS[1], 'rewake')
-  enqueue('rewake')
+  if not queued then
+    enqueue('rewake')
+  end
 end
 return { 'suspended' }
