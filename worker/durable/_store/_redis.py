@@ -272,7 +272,9 @@ def _finished(execution_id: str) -> ExecutionFinished:
 # ---------------------------------------------------------------------------- notifications
 class _Notifier:
     """One pub/sub connection per store: done messages resolve `wait_finished` futures, timer-change
-    messages resolve `wait_timer_change` futures. Reconnects on its own; waiters poll as a fallback."""
+    messages resolve `wait_timer_change` futures. Reconnects on its own; waiters poll as a fallback.
+    Each channel is subscribed on first use: a worker that never waits for results does not get a
+    message for every finished execution."""
 
     def __init__(self, client: aioredis.Redis, done_channel: str, timers_channel: str) -> None:
         self._client = client
@@ -283,8 +285,22 @@ class _Notifier:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pubsub: Any = None
+        self._channels: list[bytes] = []
+        self._confirmed: set[bytes] = set()
+        self._requested: set[bytes] = set()
 
-    async def start(self, wait_s: float = 2.0) -> None:
+    async def start(self, channel: bytes, wait_s: float = 2.0) -> None:
+        if channel not in self._channels:
+            self._channels.append(channel)
+            self._ready.clear()
+            # Once the connection is up a subscribe may go out from here; before that the reader
+            # task subscribes it (two tasks connecting the same PubSub would use two connections).
+            if self._pubsub is not None and self._confirmed:
+                self._requested.add(channel)
+                try:
+                    await self._pubsub.subscribe(channel)
+                except Exception:  # the reader task starts over with every channel
+                    await self._drop_pubsub()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="durable-redis-notifier")
         if not self._ready.is_set():
@@ -340,7 +356,12 @@ class _Notifier:
             try:
                 if self._pubsub is None:
                     self._pubsub = self._client.pubsub()
-                    await self._pubsub.subscribe(self._done_channel, self._timers_channel)
+                    self._requested = set(self._channels)
+                    await self._pubsub.subscribe(*self._channels)
+                missing = [c for c in self._channels if c not in self._requested]
+                if missing:
+                    self._requested.update(missing)
+                    await self._pubsub.subscribe(*missing)
                 message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
                 backoff = 0.05
             except asyncio.CancelledError:
@@ -348,6 +369,7 @@ class _Notifier:
             except Exception as exc:  # a lost connection: start over, let waiters re-check meanwhile
                 log.debug("pub/sub connection lost: %r", exc)
                 self._ready.clear()
+                self._confirmed.clear()
                 await self._drop_pubsub()
                 self._wake_timers()
                 await asyncio.sleep(backoff)
@@ -357,7 +379,8 @@ class _Notifier:
                 continue
             kind = message.get("type")
             if kind == "subscribe":
-                if message.get("data") == 2:
+                self._confirmed.add(message.get("channel"))
+                if self._confirmed.issuperset(self._channels):
                     self._ready.set()
             elif kind == "message":
                 channel = message.get("channel")
@@ -800,14 +823,14 @@ class RedisStore(RedisScheduleStore, Store):
         async with self._op():
             return int(await self._r.zcount(self.keys.timers(), "-inf", now_ms))
 
-    async def _notifier_started(self) -> _Notifier:
+    async def _notifier_started(self, channel: str) -> _Notifier:
         if self._notifier is None:
             self._notifier = _Notifier(self.redis, self.keys.done_channel(), self.keys.timers_changed())
-        await self._notifier.start()
+        await self._notifier.start(channel.encode())
         return self._notifier
 
     async def wait_timer_change(self, timeout_s: float) -> None:
-        notifier = await self._notifier_started()
+        notifier = await self._notifier_started(self.keys.timers_changed())
         fut = notifier.watch_timers()
         try:
             await asyncio.wait([fut], timeout=max(timeout_s, 0.0))
@@ -816,7 +839,8 @@ class RedisStore(RedisScheduleStore, Store):
 
     # ---------------------------------------------------------------- observers
     async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
-        notifier = await self._notifier_started()  # subscribed before the first look: no lost wake-up
+        # Subscribed before the first look: no lost wake-up.
+        notifier = await self._notifier_started(self.keys.done_channel())
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         fut = notifier.watch_done(execution_id)
