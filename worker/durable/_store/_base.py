@@ -342,5 +342,13 @@ class Store(abc.ABC):
         """Enqueue every non-final execution that nobody runs and nothing will wake; return the count."""
 
     @abc.abstractmethod
+    async def compact_finished(self, finished_before_ms: int, now_ms: int, limit: int = 1000) -> int:
+        """Retention's first stage: completed and cancelled executions that became final before the given
+        time keep their record (status, input, result or error, times, counters) and lose their history
+        (step records, audit entries, buffered signals, delivery ids). Failed executions keep everything:
+        they can be retried, and they are the ones worth debugging. Each execution is compacted once,
+        oldest first, at most `limit` per call; returns how many were compacted."""
+
+    @abc.abstractmethod
     async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
         """Delete executions that became final before the given time; return how many."""

@@ -27,8 +27,8 @@ _PLACEHOLDER = "\x00"
 class Keys:
     """Key names under one prefix (default `dw`)."""
 
-    __slots__ = ("_active", "_done", "_events", "_finished", "_idx_all", "_queue", "_status", "_timers",
-                 "_timers_changed", "prefix", "queue_partition")  # fmt: skip
+    __slots__ = ("_active", "_compactable", "_done", "_events", "_finished", "_idx_all", "_queue", "_status",
+                 "_timers", "_timers_changed", "prefix", "queue_partition")  # fmt: skip
 
     def __init__(self, prefix: str = "dw", *, queue_partition: str = "q0") -> None:
         if not _SAFE_PREFIX.match(prefix):
@@ -44,6 +44,7 @@ class Keys:
         self._idx_all = f"{prefix}:idx:all"
         self._active = f"{prefix}:active"
         self._finished = f"{prefix}:finished"
+        self._compactable = f"{prefix}:compactable"
         self._done = f"{prefix}:done"
 
     # ------------------------------------------------------------ one execution
@@ -131,6 +132,11 @@ class Keys:
         """Sorted set: ids of final executions scored by the time they became final."""
         return self._finished
 
+    def compactable(self) -> str:
+        """Sorted set: completed or cancelled executions whose history retention has not yet dropped,
+        scored by the time they became final (failed ones keep their history for retry and debugging)."""
+        return self._compactable
+
     def done_channel(self) -> str:
         """Pub/sub channel: the id of every execution that just became final."""
         return self._done
@@ -174,6 +180,7 @@ class Keys:
             "K_SIGNAMES": signames_tail,
             "K_SIG": sig_tail,
             "K_IDX_WF": wf_head,
+            "K_COMPACTABLE": self._compactable,
             "DONE_CHANNEL": self._done,
             "TIMERS_CHANNEL": self._timers_changed,
             "AUDIT_MAXLEN": str(AUDIT_MAXLEN),

@@ -86,6 +86,7 @@ class _Exec:
     signals: dict[str, deque[bytes]] = field(default_factory=dict)
     sigids: set[str] = field(default_factory=set)
     audit: deque[AuditEntry] = field(default_factory=lambda: deque(maxlen=_AUDIT_CAP))
+    compacted_ms: int | None = None
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -711,6 +712,25 @@ class MemoryStore(MemoryScheduleStore, Store):
                 self._timers[ex.timer] = ex.wake_ms
                 self._timer_changed.set()
         return count
+
+    async def compact_finished(self, finished_before_ms: int, now_ms: int, limit: int = 1000) -> int:
+        due = sorted(
+            (e.finished_ms, e.execution_id)
+            for e in self._execs.values()
+            if e.status in (Status.COMPLETED, Status.CANCELLED)
+            and e.compacted_ms is None
+            and e.finished_ms is not None
+            and e.finished_ms < finished_before_ms
+        )[:limit]
+        for _, execution_id in due:
+            ex = self._execs[execution_id]
+            ex.steps.clear()
+            ex.signals.clear()
+            ex.sigids.clear()
+            ex.audit.clear()
+            ex.lease = None
+            ex.compacted_ms = now_ms
+        return len(due)
 
     async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
         doomed = [

@@ -77,6 +77,7 @@ _SCRIPTS = (
     "fire_timers",
     "recover",
     "purge",
+    "compact",
     "list",
     "ack",
 )
@@ -954,6 +955,10 @@ class RedisStore(RedisScheduleStore, Store):
     async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
         keys = [self.keys.finished(), self.keys.idx_all(), self.keys.active()]
         return int(await self._run("purge", keys, ["", finished_before_ms, limit]))
+
+    async def compact_finished(self, finished_before_ms: int, now_ms: int, limit: int = 1000) -> int:
+        keys = [self.keys.compactable()]
+        return int(await self._run("compact", keys, ["", now_ms, finished_before_ms, limit]))
 
 
 def _score(value: str) -> str:

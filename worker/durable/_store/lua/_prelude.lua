@@ -13,6 +13,7 @@ local K_SIGIDS = '@K_SIGIDS@'
 local K_SIGNAMES = '@K_SIGNAMES@'
 local K_SIG = '@K_SIG@'
 local K_IDX_WF = '@K_IDX_WF@'
+local K_COMPACTABLE = '@K_COMPACTABLE@'
 local DONE_CHANNEL = '@DONE_CHANNEL@'
 local TIMERS_CHANNEL = '@TIMERS_CHANNEL@'
 local AUDIT_MAXLEN = @AUDIT_MAXLEN@
@@ -116,6 +117,9 @@ local function finalize(status, result, err, audit_kind, message, actor)
   drop_timer()
   redis.call('SREM', KEYS[11], EID)
   redis.call('ZADD', KEYS[12], NOW, EID)
+  if status ~= 'failed' then
+    redis.call('ZADD', K_COMPACTABLE, NOW, EID)
+  end
   status_event(fields[1], status, fields[2] or '')
   audit(audit_kind, message, '', actor, '')
   redis.call('PUBLISH', DONE_CHANNEL, EID)

@@ -18,6 +18,7 @@ for _, eid in ipairs(ids) do
       redis.call('ZREM', K_IDX_WF .. f[2], eid)
     end
     redis.call('ZREM', KEYS[1], eid)
+    redis.call('ZREM', K_COMPACTABLE, eid)
     redis.call('SREM', KEYS[3], eid)
     purged = purged + 1
   end
