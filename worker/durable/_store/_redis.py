@@ -83,6 +83,8 @@ _SCRIPTS = (
 )
 _LUA_DIR = Path(__file__).parent / "lua"
 _LIST_SCAN_BUDGET = 2000
+# Longest blocking queue read on the multiplexed path (its deadline is the store's plus this).
+_MUX_MAX_BLOCK_MS = 5_000
 _RECOVER_BATCH = 500
 
 
@@ -410,6 +412,10 @@ class RedisStore(RedisScheduleStore, Store):
         self._scripts = {name: redis.register_script(src) for name, src in sources.items()}
         self._sources = {name: (sha1(src), src) for name, src in sources.items()}
         self._mux = _mux_for(redis, op_timeout_s)
+        # The queue's blocking reads get a connection of their own (one read at a time).
+        self._queue_mux = _mux_for(
+            redis, None if op_timeout_s is None else op_timeout_s + _MUX_MAX_BLOCK_MS / 1000
+        )
         self._notifier: _Notifier | None = None
         self._status_cursors: dict[tuple[str, str], str] = {}
         kwargs = redis.connection_pool.connection_kwargs
@@ -442,6 +448,8 @@ class RedisStore(RedisScheduleStore, Store):
             self._notifier = None
         if self._mux is not None:
             self._mux.close()
+        if self._queue_mux is not None:
+            self._queue_mux.close()
         with contextlib.suppress(*_UNAVAILABLE):
             await self._r.aclose()
 
@@ -762,10 +770,34 @@ class RedisStore(RedisScheduleStore, Store):
             out.append(QueueEntry(_id(entry_id), ExecutionId(eid.decode()), _s(f.get(b"r"))))
         return out
 
+    async def _dequeue_raw(self, mux: Mux, consumer: str, count: int, block_ms: int) -> Any:
+        q = self.keys.queue()
+        args: list[Any] = ["XREADGROUP", "GROUP", QUEUE_GROUP, consumer, "COUNT", count]
+        if block_ms > 0:
+            args += ["BLOCK", min(block_ms, _MUX_MAX_BLOCK_MS)]
+        args += ["STREAMS", q, ">"]
+        try:
+            return await mux.call(*args)
+        except rexc.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+        async with self._op():
+            await self._create_group(q, QUEUE_GROUP)
+        return await mux.call(*args)
+
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
-        resp = await self._read_group(self.keys.queue(), QUEUE_GROUP, consumer, ">", count, block_ms)
+        if self._queue_mux is not None:
+            raw = await self._dequeue_raw(self._queue_mux, consumer, count, block_ms)
+            entries = [
+                (entry[0], _pairs(entry[1] or ()))
+                for _stream, stream_entries in raw or ()
+                for entry in stream_entries
+            ]
+        else:
+            resp = await self._read_group(self.keys.queue(), QUEUE_GROUP, consumer, ">", count, block_ms)
+            entries = _stream_entries(resp)
         broken: list[bytes] = []
-        out = self._queue_entries(_stream_entries(resp), broken)
+        out = self._queue_entries(entries, broken)
         if broken:
             await self.ack([_id(b) for b in broken])
         return out
