@@ -103,7 +103,7 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
 class _Run:
     """What one activation needs from its worker: the store, the fencing token, the clock."""
 
-    __slots__ = ("execution_id", "executor", "forbid_bodies", "store", "token", "worker_id")
+    __slots__ = ("ack", "execution_id", "executor", "forbid_bodies", "store", "token", "worker_id")
 
     def __init__(
         self,
@@ -114,9 +114,13 @@ class _Run:
         executor: Executor | None,
         *,
         forbid_bodies: bool = False,
+        ack: str | None = None,
     ) -> None:
         self.store = store
         self.execution_id = execution_id
+        # The queue entry that started this run: the store acknowledges it with the suspension or
+        # the final write, in the same atomic step.
+        self.ack = ack
         self.token = token
         self.worker_id = worker_id
         self.executor = executor
@@ -241,6 +245,7 @@ class WorkflowContext:
             wake_at_ms=wake_at_ms,
             timer_id=timer_id,
             wait=wait,
+            ack=run.ack,
         )
         if outcome.kind == "cancelled":
             raise Cancelled(f"execution {self.execution_id!r} was cancelled")

@@ -29,6 +29,9 @@ Outcome = Literal[
     "completed", "failed", "cancelled", "suspended", "busy", "finished", "missing", "lease_lost", "unserved"
 ]
 
+# Outcomes whose final write or suspension acknowledged the queue entry passed to `Engine.run`.
+ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended"})
+
 # Retry an execution whose workflow this worker does not serve after this long (another pool may).
 _UNSERVED_RETRY_MS = 5_000
 
@@ -59,7 +62,10 @@ class Engine:
         # Leases this engine holds right now; the worker renews them.
         self.active: dict[str, int] = {}
 
-    async def run(self, execution_id: str) -> Outcome:
+    async def run(self, execution_id: str, entry_id: str | None = None) -> Outcome:
+        """One activation. With `entry_id` (the queue entry that started it), a suspension or final
+        write acknowledges that entry in the same atomic step (outcomes in `ACKED`); the caller
+        acknowledges it otherwise."""
         store = self.store
         acquired = await store.acquire(execution_id, self.worker_id, self.lease_ttl_ms, now_ms())
         if acquired.outcome == "busy":
@@ -84,7 +90,13 @@ class Engine:
             return "unserved"
         self.active[execution_id] = token
         run = _Run(
-            store, execution_id, token, self.worker_id, self.executor, forbid_bodies=self.forbid_bodies
+            store,
+            execution_id,
+            token,
+            self.worker_id,
+            self.executor,
+            forbid_bodies=self.forbid_bodies,
+            ack=entry_id,
         )
         ctx = WorkflowContext(
             run,
@@ -129,11 +141,18 @@ class Engine:
                     now_ms(),
                     status=Status.FAILED,
                     error=_codec.dumps(describe_exception(exc), what="error"),
+                    ack=ctx._run.ack if ctx._run else None,
                 )
                 METRICS.finished(workflow_id, "failed")
                 return "failed"
             await store.finish(
-                execution_id, token, ctx._take_pending(), now_ms(), status=Status.COMPLETED, result=encoded
+                execution_id,
+                token,
+                ctx._take_pending(),
+                now_ms(),
+                status=Status.COMPLETED,
+                result=encoded,
+                ack=ctx._run.ack if ctx._run else None,
             )
             METRICS.finished(workflow_id, "completed")
             return "completed"

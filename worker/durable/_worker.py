@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._context import now_ms
-from ._engine import Engine
+from ._engine import ACKED, Engine
 from ._errors import StoreUnavailable
 from ._metrics import METRICS
 from ._records import QueueEntry
@@ -150,8 +150,9 @@ class Worker:
         delay = 0.05
         while True:
             try:
-                outcome = await self.engine.run(entry.execution_id)
-                await self.store.ack([entry.entry_id])
+                outcome = await self.engine.run(entry.execution_id, entry.entry_id)
+                if outcome not in ACKED:  # a final write or suspension acked it in the same step
+                    await self.store.ack([entry.entry_id])
                 break
             except StoreUnavailable as exc:
                 if self._stopping.is_set():

@@ -206,6 +206,7 @@ class Store(abc.ABC):
         wake_at_ms: int | None = None,
         timer_id: str | None = None,
         wait: SignalWait | None = None,
+        ack: str | None = None,
     ) -> SuspendOutcome:
         """Write `checkpoint`, then settle a wait, or suspend.
 
@@ -216,6 +217,8 @@ class Store(abc.ABC):
         `now_ms` enqueues the run at once instead, reason `timer`), releases the lease, and,
         if a wake-up arrived while we held the lease, enqueues another run.
         Returns `cancelled`, writing nothing, if a cancel was requested. Raises `LeaseLost`.
+        `ack`: the queue entry that started this run, acknowledged in the same atomic step if (and
+        only if) the execution suspends.
         """
 
     @abc.abstractmethod
@@ -229,8 +232,11 @@ class Store(abc.ABC):
         status: Status,
         result: bytes | None = None,
         error: bytes | None = None,
+        ack: str | None = None,
     ) -> None:
-        """Write the final status (completed, failed or cancelled), release the lease, wake waiters."""
+        """Write the final status (completed, failed or cancelled), release the lease, wake waiters.
+
+        `ack`: the queue entry that started this run, acknowledged in the same atomic step."""
 
     @abc.abstractmethod
     async def release(self, execution_id: str, worker_id: str, token: int) -> None:

@@ -182,6 +182,7 @@ class Keys:
             "K_IDX_WF": wf_head,
             "K_COMPACTABLE": self._compactable,
             "DONE_CHANNEL": self._done,
+            "QUEUE_GROUP": QUEUE_GROUP,
             "TIMERS_CHANNEL": self._timers_changed,
             "AUDIT_MAXLEN": str(AUDIT_MAXLEN),
             "STATUS_MAXLEN": str(STATUS_MAXLEN),

@@ -385,6 +385,7 @@ class MemoryStore(MemoryScheduleStore, Store):
         wake_at_ms: int | None = None,
         timer_id: str | None = None,
         wait: SignalWait | None = None,
+        ack: str | None = None,
     ) -> SuspendOutcome:
         ex = self._get(execution_id)
         self._check_fence(ex, token, now_ms)
@@ -431,6 +432,8 @@ class MemoryStore(MemoryScheduleStore, Store):
             ex.rewake = False
             self._enqueue(execution_id, "timer")
         self._after_release(ex)
+        if ack:
+            self._pending.pop(ack, None)
         return SuspendOutcome("suspended")
 
     async def finish(
@@ -443,12 +446,15 @@ class MemoryStore(MemoryScheduleStore, Store):
         status: Status,
         result: bytes | None = None,
         error: bytes | None = None,
+        ack: str | None = None,
     ) -> None:
         ex = self._get(execution_id)
         self._check_fence(ex, token, now_ms)
         self._write(ex, checkpoint, now_ms)
         ex.cancel = None
         self._finalize(ex, status, now_ms, result=result, error=error)
+        if ack:
+            self._pending.pop(ack, None)
 
     async def release(self, execution_id: str, worker_id: str, token: int) -> None:
         ex = self._execs.get(execution_id)

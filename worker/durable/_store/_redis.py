@@ -605,6 +605,7 @@ class RedisStore(RedisScheduleStore, Store):
         wake_at_ms: int | None = None,
         timer_id: str | None = None,
         wait: SignalWait | None = None,
+        ack: str | None = None,
     ) -> SuspendOutcome:
         keys = self.keys.execution_keys(execution_id)
         member = "" if wake_at_ms is None else _timer_member(execution_id, timer_id or "wake")
@@ -635,7 +636,8 @@ class RedisStore(RedisScheduleStore, Store):
                     timeout_record,
                 )
             )
-        res = await self._run("suspend", keys, _pack_checkpoint(checkpoint, args))
+        _pack_checkpoint(checkpoint, args).append(ack or "")
+        res = await self._run("suspend", keys, args)
         kind = _id(res[0])
         if kind == "lost":
             raise LeaseLost(execution_id=execution_id, token=token)
@@ -657,6 +659,7 @@ class RedisStore(RedisScheduleStore, Store):
         status: Status,
         result: bytes | None = None,
         error: bytes | None = None,
+        ack: str | None = None,
     ) -> None:
         status = Status(status)
         if not status.is_final:
@@ -664,9 +667,8 @@ class RedisStore(RedisScheduleStore, Store):
         args: list[Any] = [execution_id, now_ms, token, status.value]
         args.extend(("0", b"") if result is None else ("1", result))
         args.extend(("0", b"") if error is None else ("1", error))
-        res = await self._run(
-            "finish", self.keys.execution_keys(execution_id), _pack_checkpoint(checkpoint, args)
-        )
+        _pack_checkpoint(checkpoint, args).append(ack or "")
+        res = await self._run("finish", self.keys.execution_keys(execution_id), args)
         if res == -1:
             raise LeaseLost(execution_id=execution_id, token=token)
 

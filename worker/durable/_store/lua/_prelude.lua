@@ -15,6 +15,7 @@ local K_SIG = '@K_SIG@'
 local K_IDX_WF = '@K_IDX_WF@'
 local K_COMPACTABLE = '@K_COMPACTABLE@'
 local DONE_CHANNEL = '@DONE_CHANNEL@'
+local QUEUE_GROUP = '@QUEUE_GROUP@'
 local TIMERS_CHANNEL = '@TIMERS_CHANNEL@'
 local AUDIT_MAXLEN = @AUDIT_MAXLEN@
 local STATUS_MAXLEN = @STATUS_MAXLEN@
@@ -45,6 +46,14 @@ end
 
 local function enqueue(reason)
   redis.call('XADD', KEYS[7], '*', 'e', EID, 'r', reason)
+end
+
+-- Acknowledge (and delete) the queue entry that started this run, if the caller passed one.
+local function ack_entry(entry_id)
+  if entry_id and entry_id ~= '' then
+    redis.pcall('XACK', KEYS[7], QUEUE_GROUP, entry_id) -- no group (a flushed server): nothing to ack
+    redis.call('XDEL', KEYS[7], entry_id)
+  end
 end
 
 -- Drop the execution's registered wake-up timer, if any.

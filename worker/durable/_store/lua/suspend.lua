@@ -1,6 +1,7 @@
 -- suspend. Extra KEYS: 13 the wait's signal list (any key when there is no wait).
 -- ARGV: 3 token, 4 status, 5 wake_at ms or '', 6 timer member or '', 7 has wait '1'/'0', 8 signal name,
--- 9 step id, 10 record prefix, 11 record suffix, 12 deadline ms or '', 13 timeout record, 14.. checkpoint.
+-- 9 step id, 10 record prefix, 11 record suffix, 12 deadline ms or '', 13 timeout record, 14.. checkpoint,
+-- then the queue entry to acknowledge if the execution suspends, or ''.
 -- Returns {'lost'} | {'cancelled'} | {'signal', payload} | {'timeout'} | {'suspended'}.
 if not fence_ok(ARGV[3]) then
   return { 'lost' }
@@ -8,7 +9,7 @@ end
 if hget('cancel') ~= '' then
   return { 'cancelled' }
 end
-write_checkpoint(14)
+local after = write_checkpoint(14)
 local has_wait = ARGV[7] == '1'
 if has_wait then
   local payload = redis.call('LPOP', KEYS[13])
@@ -50,4 +51,5 @@ if f[3] == '1' then
     enqueue('rewake')
   end
 end
+ack_entry(ARGV[after])
 return { 'suspended' }
