@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
+import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import hiredis
@@ -25,7 +28,9 @@ import redis.exceptions as rexc
 
 from .._errors import StoreUnavailable
 
-__all__ = ["Mux", "pack"]
+__all__ = ["Mux", "Subscriber", "pack"]
+
+log = logging.getLogger("durable.store.redis")
 
 # Reconnect-and-resend attempts after a dropped connection (redis-py's Retry in the pool did 3).
 _RETRIES = 3
@@ -266,6 +271,126 @@ class Mux:
         if self._proto is not None:
             self._proto.close()
             self._proto = None
+
+
+class _SubProto(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_reply: Callable[[Any], None]) -> None:
+        self.reader = hiredis.Reader()
+        self.on_reply = on_reply
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while True:
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError:
+                self.abort()
+                return
+            if reply is False:
+                return
+            self.on_reply(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def write(self, args: tuple[Any, ...]) -> None:
+        if self.transport is not None and not self.lost.done():
+            self.transport.write(pack(args))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Subscriber:
+    """A pub/sub connection of its own, with the connection settings of `mux`: subscribes each channel
+    once added, hands every message to `on_message(channel, data)`, reconnects after a loss (calling
+    `on_reset()` first, so that waiters re-check what they may have missed). `ready` is set while every
+    added channel is confirmed."""
+
+    def __init__(
+        self, mux: Mux, on_message: Callable[[bytes, bytes], None], on_reset: Callable[[], None]
+    ) -> None:
+        self._mux = mux
+        self._on_message = on_message
+        self._on_reset = on_reset
+        self.channels: list[bytes] = []
+        self._confirmed: set[bytes] = set()
+        self.ready = asyncio.Event()
+        self._proto: _SubProto | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, channel: bytes) -> None:
+        if channel in self.channels:
+            return
+        self.channels.append(channel)
+        self.ready.clear()
+        if self._proto is not None:
+            self._proto.write(("SUBSCRIBE", channel))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="durable-redis-subscriber")
+
+    def _on_reply(self, reply: Any) -> None:
+        if isinstance(reply, list) and len(reply) == 3:
+            kind = reply[0]
+            if kind == b"message":
+                self._on_message(reply[1], reply[2])
+            elif kind == b"subscribe":
+                self._confirmed.add(reply[1])
+                if self._confirmed.issuperset(self.channels):
+                    self.ready.set()
+        elif isinstance(reply, hiredis.ReplyError) and self._proto is not None:
+            self._proto.abort()  # AUTH refused, or worse: start over (with back-off)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        mux = self._mux
+        loop = asyncio.get_running_loop()
+
+        def factory() -> _SubProto:
+            return _SubProto(loop, self._on_reply)
+
+        while True:
+            try:
+                async with asyncio.timeout(mux.connect_timeout_s):
+                    if mux.path:
+                        _, proto = await loop.create_unix_connection(factory, mux.path)
+                    else:
+                        _, proto = await loop.create_connection(factory, mux.host, mux.port)
+            except (OSError, TimeoutError) as exc:
+                log.debug("pub/sub connection failed: %r", exc)
+                self._on_reset()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            if mux.password:
+                proto.write(("AUTH", mux.username, mux.password) if mux.username else ("AUTH", mux.password))
+            proto.write(("SUBSCRIBE", *self.channels))
+            self._proto = proto
+            try:
+                await proto.lost
+            finally:
+                self._proto = None
+                self._confirmed.clear()
+                self.ready.clear()
+                proto.abort()
+            log.debug("pub/sub connection lost")
+            self._on_reset()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 def sha1(source: str) -> str:
