@@ -291,6 +291,9 @@ class _Notifier:
         self._channels: list[bytes] = []
         self._confirmed: set[bytes] = set()
         self._requested: set[bytes] = set()
+        # Counts timer-change messages (and resets): a poller that saw another count before it
+        # looked for the next due timer must look again instead of sleeping.
+        self.timer_gen = 0
 
     async def start(self, channel: bytes, wait_s: float = 2.0) -> None:
         if channel not in self._channels:
@@ -343,6 +346,7 @@ class _Notifier:
         self._timers.discard(fut)
 
     def _wake_timers(self) -> None:
+        self.timer_gen += 1
         for fut in self._timers:
             if not fut.done():
                 fut.set_result(None)
@@ -437,6 +441,7 @@ class RedisStore(RedisScheduleStore, Store):
             redis, None if op_timeout_s is None else op_timeout_s + _MUX_MAX_BLOCK_MS / 1000
         )
         self._notifier: _Notifier | None = None
+        self._timer_gen_seen = 0
         self._status_cursors: dict[tuple[str, str], str] = {}
         kwargs = redis.connection_pool.connection_kwargs
         timeout = kwargs.get("socket_timeout", kwargs.get("orig_socket_timeout", 5.0))
@@ -868,6 +873,8 @@ class RedisStore(RedisScheduleStore, Store):
         )
 
     async def next_timer_due(self) -> int | None:
+        if self._notifier is not None:
+            self._timer_gen_seen = self._notifier.timer_gen
         async with self._op():
             first = await self._r.zrange(self.keys.timers(), 0, 0, withscores=True)
         if not first:
@@ -890,6 +897,9 @@ class RedisStore(RedisScheduleStore, Store):
 
     async def wait_timer_change(self, timeout_s: float) -> None:
         notifier = await self._notifier_started(self.keys.timers_changed())
+        if notifier.timer_gen != self._timer_gen_seen:
+            self._timer_gen_seen = notifier.timer_gen
+            return  # a timer changed since the poller last looked: no sleeping on a stale answer
         fut = notifier.watch_timers()
         try:
             await asyncio.wait([fut], timeout=max(timeout_s, 0.0))
@@ -920,8 +930,10 @@ class RedisStore(RedisScheduleStore, Store):
                         )
                     pause = min(pause, remaining)
                 if fut.done():
+                    # The message came while we looked (after the read): look again now, not after `pause`.
                     notifier.unwatch_done(execution_id, fut)
                     fut = notifier.watch_done(execution_id)
+                    continue
                 await asyncio.wait([fut], timeout=pause)
         finally:
             notifier.unwatch_done(execution_id, fut)
