@@ -51,9 +51,20 @@ def _arg(value: Any) -> bytes:
 def pack(args: tuple[Any, ...] | list[Any]) -> bytes:
     """A command in RESP: `*<n>` then `$<len>` and the bytes of each argument."""
     out = [b"*%d\r\n" % len(args)]
+    append = out.append
     for value in args:
-        data = _arg(value)
-        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        cls = value.__class__
+        if cls is str:
+            data = value.encode()
+        elif cls is bytes:
+            data = value
+        elif cls is int:
+            data = b"%d" % value
+        else:
+            data = _arg(value)
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
     return b"".join(out)
 
 
