@@ -46,6 +46,20 @@ async def many_steps(ctx: WorkflowContext, count: int) -> int:
     return total
 
 
+async def small_async(n: int, name: str) -> dict[str, Any]:
+    return {"n": n, "step": name, "ok": True}
+
+
+@workflow("bench.many_async_steps")
+async def many_async_steps(ctx: WorkflowContext, count: int) -> int:
+    """W5a's supplementary figure: the same steps with async bodies, which run on the event loop (no
+    thread hand-off): the difference is what the thread pool costs sync bodies."""
+    total = 0
+    for i in range(count):
+        total += (await ctx.step(f"s{i}", small_async, i, "s"))["n"]
+    return total
+
+
 @workflow("bench.many_sleeps")
 async def many_sleeps(ctx: WorkflowContext, count: int) -> int:
     """W5b: `count` durable sleeps of 0 s, each a real suspend and wake-up."""

@@ -272,6 +272,9 @@ async def w5_history(d: Durable, scale: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     await d.start_and_wait("bench.many_steps", steps, timeout=300)
     w5a = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await d.start_and_wait("bench.many_async_steps", steps, timeout=300)
+    w5a_async = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     eid = await d.start("bench.many_sleeps", sleeps)
@@ -286,6 +289,7 @@ async def w5_history(d: Durable, scale: float) -> dict[str, Any]:
     return {
         "workload": "W5",
         "w5a_s": round(w5a, 3),
+        "w5a_async_bodies_s": round(w5a_async, 3),
         "w5b_s": round(w5b, 3),
         "w5b_first10_wakeups_ms": round(first10, 1),
         "w5b_last10_wakeups_ms": round(last10, 1),
@@ -377,6 +381,7 @@ async def run_all(url: str, scale: float, workers: Workers, redis_pid: int) -> N
             bench_app.sleep_then_step,
             bench_app.signal_then_step,
             bench_app.many_steps,
+            bench_app.many_async_steps,
             bench_app.many_sleeps,
             bench_app.sleeper,
         ],
