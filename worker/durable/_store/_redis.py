@@ -208,6 +208,16 @@ def _record_from(execution_id: str, f: dict[bytes, bytes]) -> ExecutionRecord:
     )
 
 
+def _published_record(execution_id: str, payload: bytes | None) -> ExecutionRecord | None:
+    """The final record a done message carried (a JSON array of the hash's fields), if it did."""
+    if not payload:
+        return None
+    try:
+        return _record(execution_id, [str(x).encode() for x in orjson.loads(payload)])
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        return None  # read it instead
+
+
 def _steps(flat: Sequence[Any]) -> dict[str, bytes]:
     it = iter(flat)
     return {k.decode(): v for k, v in zip(it, it, strict=True)}
@@ -283,7 +293,8 @@ class _Notifier:
         self._client = client
         self._done_channel = done_channel.encode()
         self._timers_channel = timers_channel.encode()
-        self._done: dict[str, set[asyncio.Future[None]]] = {}
+        # Done futures resolve to the final record as published (JSON), or None (read it instead).
+        self._done: dict[str, set[asyncio.Future[bytes | None]]] = {}
         self._timers: set[asyncio.Future[None]] = set()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -320,17 +331,17 @@ class _Notifier:
                 await self._task
             self._task = None
         await self._drop_pubsub()
-        for futures in [*self._done.values(), self._timers]:
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+        waiting: list[asyncio.Future[Any]] = [f for futures in self._done.values() for f in futures]
+        for fut in [*waiting, *self._timers]:
+            if not fut.done():
+                fut.cancel()
 
-    def watch_done(self, execution_id: str) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def watch_done(self, execution_id: str) -> asyncio.Future[bytes | None]:
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._done.setdefault(execution_id, set()).add(fut)
         return fut
 
-    def unwatch_done(self, execution_id: str, fut: asyncio.Future[None]) -> None:
+    def unwatch_done(self, execution_id: str, fut: asyncio.Future[bytes | None]) -> None:
         futures = self._done.get(execution_id)
         if futures is not None:
             futures.discard(fut)
@@ -394,10 +405,11 @@ class _Notifier:
 
     def _on_message(self, channel: bytes, data: Any) -> None:
         if channel == self._done_channel:
-            execution_id = data.decode() if isinstance(data, bytes) else str(data)
-            for fut in self._done.get(execution_id, ()):
+            raw = data if isinstance(data, bytes) else str(data).encode()
+            head, _, record = raw.partition(b"\n")
+            for fut in self._done.get(head.decode(), ()):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(record or None)
         elif channel == self._timers_channel:
             self._wake_timers()
 
@@ -935,6 +947,10 @@ class RedisStore(RedisScheduleStore, Store):
                     fut = notifier.watch_done(execution_id)
                     continue
                 await asyncio.wait([fut], timeout=pause)
+                if fut.done():
+                    published = _published_record(execution_id, fut.result())
+                    if published is not None and published.is_final:
+                        return published
         finally:
             notifier.unwatch_done(execution_id, fut)
 

@@ -15,6 +15,7 @@ local K_SIG = '@K_SIG@'
 local K_IDX_WF = '@K_IDX_WF@'
 local K_COMPACTABLE = '@K_COMPACTABLE@'
 local DONE_CHANNEL = '@DONE_CHANNEL@'
+local DONE_RECORD_MAX = 8192
 local QUEUE_GROUP = '@QUEUE_GROUP@'
 local TIMERS_CHANNEL = '@TIMERS_CHANNEL@'
 local AUDIT_MAXLEN = @AUDIT_MAXLEN@
@@ -131,7 +132,17 @@ local function finalize(status, result, err, audit_kind, message, actor)
   end
   status_event(fields[1], status, fields[2] or '')
   audit(audit_kind, message, '', actor, '')
-  redis.call('PUBLISH', DONE_CHANNEL, EID)
+  -- The final record rides along when it is small, so that a waiting client needs no extra read.
+  local record = redis.call('HGETALL', KEYS[1])
+  local size = 0
+  for _, v in ipairs(record) do
+    size = size + #v
+  end
+  if size <= DONE_RECORD_MAX then
+    redis.call('PUBLISH', DONE_CHANNEL, EID .. '\n' .. cjson.encode(record))
+  else
+    redis.call('PUBLISH', DONE_CHANNEL, EID)
+  end
 end
 
 local function finalize_cancelled(reason, actor, err)
