@@ -826,7 +826,13 @@ class RedisStore(RedisScheduleStore, Store):
 
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
         if self._queue_mux is not None:
-            raw = await self._dequeue_raw(self._queue_mux, consumer, count, block_ms)
+            try:
+                raw = await self._dequeue_raw(self._queue_mux, consumer, count, block_ms)
+            except asyncio.CancelledError:
+                # Drop the connection: a read still blocked on the server would take entries for a
+                # reader that is gone (they would wait for the visibility time-out).
+                self._queue_mux.close()
+                raise
             entries = [
                 (entry[0], _pairs(entry[1] or ()))
                 for _stream, stream_entries in raw or ()
