@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -191,6 +192,9 @@ class Cluster:
         res["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
             kind="CustomResourceDefinition", namespaced=False, verbs=_VERBS
         )
+        res["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
+            kind="ClusterKopfPeering", namespaced=False, verbs=_VERBS
+        )
         res["apps/v1/deployments"] = kmock.ResourceInfo(
             kind="Deployment", namespaced=True, verbs=_VERBS, subresources=["status"]
         )
@@ -214,6 +218,21 @@ class Cluster:
         await self._stack.aclose()
 
     # -- objects
+
+    def add_peering(self, name: str) -> None:
+        """The ClusterKopfPeering the chart renders: replicas of one operator meet in its status."""
+        self.emulator.objects["kopf.dev/v1/clusterkopfpeerings", None, name] = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": name, "uid": str(uuid.uuid4())},
+        }
+
+    def peers(self, name: str) -> dict[str, Any]:
+        for (resource, _ns, obj_name), obj in self.emulator.objects.items():
+            if resource.plural == "clusterkopfpeerings" and obj_name == name and not obj.deleted:
+                status: dict[str, Any] = json.loads(json.dumps(obj.raw)).get("status") or {}
+                return status
+        return {}
 
     def get(self, plural: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
         for (resource, ns, obj_name), obj in self.emulator.objects.items():
@@ -365,3 +384,48 @@ async def operator(config: Any, **kwargs: Any) -> AsyncIterator[Any]:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def operator_replica(config: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    """Like `operator`, but on an event loop of its own in a thread: one replica of several.
+
+    kopf's shutdown cancels every task of its loop that it did not see at its start, so two
+    in-process replicas on one loop would cancel each other's (and kmock's) tasks.
+    """
+    from durable_operator._operator import make_runtime, run
+
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        runtime = make_runtime(config)
+        box.update(loop=loop, stop=stop, runtime=runtime)
+        task = asyncio.create_task(run(config, stop_flag=stop, ready_flag=ready, runtime=runtime, **kwargs))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([task, waiter], timeout=15, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        box["ready"] = ready.is_set() and not task.done()
+        started.set()
+        await stop.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=5.0)
+        except (asyncio.CancelledError, Exception):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="operator-replica", daemon=True)
+    thread.start()
+    try:
+        await asyncio.to_thread(started.wait, 20)
+        if not box.get("ready"):
+            raise AssertionError("the operator replica was not ready in 15s")
+        yield box["runtime"]
+    finally:
+        if "loop" in box:
+            box["loop"].call_soon_threadsafe(box["stop"].set)
+        await asyncio.to_thread(thread.join, 20)

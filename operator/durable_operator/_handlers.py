@@ -43,16 +43,16 @@ from ._models import (
     now_iso,
 )
 from ._runtime import (
-    ANNOTATION_EXECUTION,
     LABEL_SCHEDULE,
     OperatorConfig,
     Runtime,
-    WorkflowRef,
     delivery_id,
+    execution_id_of,
     owner_reference,
     path,
     schedule_id,
     user_execution_id,
+    workflow_ref,
 )
 from ._status import condition, execution_status, failed_status, one_line
 from ._workers import ensure_worker_deployment, worker_status
@@ -102,18 +102,6 @@ def _count(kind: str, outcome: str) -> None:
 # ---------------------------------------------------------------- DurableWorkflow
 
 
-def _workflow_ref(body: Any, spec: DurableWorkflowSpec) -> WorkflowRef:
-    meta = body["metadata"]
-    return WorkflowRef(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        uid=meta.get("uid", ""),
-        workflow_id=spec.workflow_id,
-        mirror=spec.mirror,
-        ttl_seconds=spec.retention.ttl_seconds_after_finished if spec.retention else None,
-    )
-
-
 async def workflow_seen(body: Any, type: str | None, memo: Any, **_: Any) -> None:
     """Keep the in-memory view of DurableWorkflows (the mirror and the references read it)."""
     rt = _rt(memo)
@@ -126,7 +114,7 @@ async def workflow_seen(body: Any, type: str | None, memo: Any, **_: Any) -> Non
     except pydantic.ValidationError:
         rt.workflows.pop(key, None)
         return
-    rt.workflows[key] = _workflow_ref(body, spec)
+    rt.workflows[key] = workflow_ref(body, spec)
 
 
 async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
@@ -142,7 +130,7 @@ async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo
         )
         _count("DurableWorkflow", "invalid")
         raise kopf.PermanentError(_spec_error(exc)) from None
-    rt.workflows[(meta["namespace"], meta["name"])] = _workflow_ref(body, spec)
+    rt.workflows[(meta["namespace"], meta["name"])] = workflow_ref(body, spec)
     try:
         if spec.worker is not None:
             await ensure_worker_deployment(rt, _obj(body), spec)
@@ -215,12 +203,11 @@ async def execution_seen(body: Any, type: str | None, memo: Any, **_: Any) -> No
     rt = _rt(memo)
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
-    eid = (body.get("status") or {}).get("executionId") or (body.get("spec") or {}).get("executionId")
-    eid = eid or (meta.get("annotations") or {}).get(ANNOTATION_EXECUTION)
+    eid = execution_id_of(body)
     if type == "DELETED":
         rt.forget_execution(*key)
     elif eid:
-        rt.executions[str(eid)] = key
+        rt.executions[eid] = key
 
 
 async def execution_start(

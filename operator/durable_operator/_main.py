@@ -31,6 +31,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=_env("DURABLE_PEERING"),
         help="ClusterKopfPeering name (several replicas, one active)",
     )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=int(_env("DURABLE_PEERING_PRIORITY") or 0) or None,
+        help="peering priority: the highest live one is active (default: random per replica)",
+    )
     p.add_argument("--liveness", default=_env("DURABLE_LIVENESS", "http://0.0.0.0:8080/healthz"))
     p.add_argument("--metrics-port", type=int, default=int(_env("DURABLE_METRICS_PORT", "9090") or 9090))
     p.add_argument("--worker-redis-secret", default=_env("DURABLE_WORKER_REDIS_SECRET"))
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             run(
                 config,
                 peering_name=args.peering or None,
+                priority=args.priority,
                 liveness_endpoint=args.liveness or None,
                 namespaces=args.namespace,
             )

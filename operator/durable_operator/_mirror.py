@@ -7,19 +7,30 @@ coalesces events per execution (only the latest state matters: it is re-read fro
 Redis), and patches CR status in batches at a bounded rate. Entries are acknowledged only
 after their batch is applied. Executions without a CR get a mirror CR when their
 DurableWorkflow asks for it (`mirror: all | failed`).
+
+The mirror runs only in the active replica (see `_activity`). Each replica reads under a
+consumer name of its own, and each term (a start, a restart after an error) under a fresh
+one: a term begins by claiming every entry left unacknowledged in the group (a replica
+that died or was paused mid-batch, or our own previous term) into the new name, whose
+first reads return its pending entries. So a takeover loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from typing import Any
 
+import pydantic
+
+from durable import RedisStore, Store
+
 from ._kube import KubeError
 from ._metrics import metrics
-from ._models import API_VERSION, PHASES, Phase
+from ._models import API_VERSION, PHASES, DurableWorkflowSpec, Phase
 from ._runtime import (
     ANNOTATION_EXECUTION,
     LABEL_MIRROR,
@@ -27,10 +38,12 @@ from ._runtime import (
     LABEL_WORKFLOW,
     Runtime,
     WorkflowRef,
+    execution_id_of,
     is_user_execution_id,
     mirror_name,
     owner_reference,
     path,
+    workflow_ref,
 )
 from ._status import execution_status, one_line
 
@@ -60,13 +73,23 @@ class RateLimiter:
 
 
 class StatusMirror:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, replica: str = "", namespaces: tuple[str, ...] = ()) -> None:
         self.runtime = runtime
+        self.replica = replica
+        self.namespaces = namespaces
         self.limiter = RateLimiter(runtime.config.max_patches_per_second)
         self._task: asyncio.Task[None] | None = None
         self._deferred: dict[str, float] = {}
+        self._terms = itertools.count(1)
+        #: The consumer name of the current term (None while stopped).
+        self.consumer: str | None = None
         self.batches = 0
+        self.claimed = 0
         self.healthy = True
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         if self._task is None:
@@ -78,19 +101,70 @@ class StatusMirror:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.consumer = None
+
+    def _next_consumer(self) -> str:
+        base = self.runtime.config.consumer
+        return f"{base}/{self.replica}/{next(self._terms)}" if self.replica else f"{base}/{next(self._terms)}"
+
+    async def _begin_term(self, min_idle_ms: int) -> None:
+        """A fresh consumer name that holds whatever the group left unacknowledged; fresh views."""
+        consumer = self._next_consumer()
+        cfg = self.runtime.config
+        store = self.runtime.durable.store
+        claimed = await claim_status_entries(store, cfg.group, consumer, min_idle_ms)
+        await prune_status_consumers(store, cfg.group, consumer, int(cfg.claim_idle_seconds * 1000))
+        if claimed:
+            log.info("status mirror: claimed %d unacknowledged status events as %s", claimed, consumer)
+            self.claimed += claimed
+        self.consumer = consumer
+        await self.prime()
+
+    async def prime(self) -> None:
+        """Fill the views kopf's watch streams keep (they lag, or were paused, when a term begins)."""
+        rt = self.runtime
+        for ns in self.namespaces or (None,):
+            for body in await rt.kube.list(path("DurableWorkflow", ns)):
+                try:
+                    spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
+                except pydantic.ValidationError:
+                    continue
+                if not (body.get("metadata") or {}).get("deletionTimestamp"):
+                    ref = workflow_ref(body, spec)
+                    rt.workflows.setdefault((ref.namespace, ref.name), ref)
+            for body in await rt.kube.list(path("DurableExecution", ns)):
+                eid = execution_id_of(body)
+                meta = body.get("metadata") or {}
+                if eid and meta.get("name"):
+                    rt.executions.setdefault(eid, (meta.get("namespace", ns or ""), meta["name"]))
 
     async def run(self) -> None:
         cfg = self.runtime.config
         store = self.runtime.durable.store
         backoff = 0.5
+        claim_every = max(cfg.claim_idle_seconds / 2, 0.1)
+        next_claim = 0.0
         while True:
             try:
-                events = await store.read_status_events(cfg.group, cfg.consumer, cfg.batch_size, 1000)
+                if self.consumer is None:
+                    # Term start: claim everything (a replica that stopped mid-batch, our own last term).
+                    await self._begin_term(0)
+                    next_claim = time.monotonic() + claim_every
+                elif time.monotonic() >= next_claim:
+                    # Between batches: entries a deposed replica read and never acknowledged.
+                    next_claim = time.monotonic() + claim_every
+                    if await pending_elsewhere(
+                        store, cfg.group, self.consumer, int(cfg.claim_idle_seconds * 1000)
+                    ):
+                        await self._begin_term(int(cfg.claim_idle_seconds * 1000))
+                consumer = self.consumer
+                assert consumer is not None
+                events = await store.read_status_events(cfg.group, consumer, cfg.batch_size, 1000)
                 deadline = time.monotonic() + cfg.batch_window
                 # Gather a little more to coalesce bursts (a step commit is often followed by the next one).
                 while events and len(events) < cfg.batch_size and time.monotonic() < deadline:
                     more = await store.read_status_events(
-                        cfg.group, cfg.consumer, cfg.batch_size - len(events), 0
+                        cfg.group, consumer, cfg.batch_size - len(events), 0
                     )
                     if not more:
                         await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -125,6 +199,9 @@ class StatusMirror:
             except Exception as exc:  # a store or API outage: keep the entries unacked, retry
                 self.healthy = False
                 log.warning("status mirror: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
+                # The store reads a consumer's pending entries only on its first reads: a new term
+                # (which claims them) makes the entries of the failed batch come round again.
+                self.consumer = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -258,4 +335,83 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return True
 
 
-__all__ = ["RateLimiter", "StatusMirror", "one_line"]
+# ---------------------------------------------------------------- claiming
+#
+# The store has no call for this yet, so these reach its Redis client and stream key (the
+# one place the operator does). They belong in the engine as
+# `Store.claim_status_events(group, consumer, min_idle_ms) -> int` (XAUTOCLAIM on
+# the status stream; a no-op on MemoryStore) and `Store.status_consumers(group)` (XINFO
+# CONSUMERS) with `Store.drop_status_consumer(group, consumer)` (XGROUP DELCONSUMER).
+
+_CLAIM_DEADLINE = 10.0
+
+
+async def claim_status_entries(store: Store, group: str, consumer: str, min_idle_ms: int) -> int:
+    """Move every entry of the group idle for `min_idle_ms` into `consumer`'s pending list."""
+    if not isinstance(store, RedisStore):
+        return 0  # the in-memory store lives in one process: nobody else can hold its entries
+    stream = store.keys.status()
+    start: Any = "0-0"
+    claimed = 0
+    async with asyncio.timeout(_CLAIM_DEADLINE):
+        for _ in range(1000):
+            try:
+                # Not JUSTID: redis-py then drops the cursor from the reply.
+                reply = await store.redis.xautoclaim(stream, group, consumer, min_idle_ms, start, count=500)
+            except Exception as exc:
+                if "NOGROUP" in str(exc):
+                    return 0  # no group yet: the first read creates it from the stream's start
+                raise
+            start = reply[0]
+            claimed += len(reply[1])
+            if _text(start) == "0-0":
+                break
+    return claimed
+
+
+async def _consumers(store: RedisStore, group: str) -> list[dict[str, Any]]:
+    try:
+        async with asyncio.timeout(_CLAIM_DEADLINE):
+            raw = await store.redis.xinfo_consumers(store.keys.status(), group)
+    except Exception as exc:
+        if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
+            return []
+        raise
+    return [{_text(k): v for k, v in c.items()} for c in raw]
+
+
+async def pending_elsewhere(store: Store, group: str, consumer: str, min_idle_ms: int) -> bool:
+    """Does another consumer hold entries it has not touched for `min_idle_ms`?"""
+    if not isinstance(store, RedisStore):
+        return False
+    return any(
+        _text(c.get("name")) != consumer
+        and int(c.get("pending", 0)) > 0
+        and int(c.get("idle", 0)) >= min_idle_ms
+        for c in await _consumers(store, group)
+    )
+
+
+async def prune_status_consumers(store: Store, group: str, keep: str, min_idle_ms: int) -> None:
+    """Forget consumers with nothing pending that have been quiet for a while (old terms, gone replicas)."""
+    if not isinstance(store, RedisStore):
+        return
+    for c in await _consumers(store, group):
+        name = _text(c.get("name"))
+        if name != keep and int(c.get("pending", 0)) == 0 and int(c.get("idle", 0)) >= min_idle_ms:
+            async with asyncio.timeout(_CLAIM_DEADLINE):
+                await store.redis.xgroup_delconsumer(store.keys.status(), group, name)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+__all__ = [
+    "RateLimiter",
+    "StatusMirror",
+    "claim_status_entries",
+    "one_line",
+    "pending_elsewhere",
+    "prune_status_consumers",
+]

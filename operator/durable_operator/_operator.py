@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from durable import Durable, RedisStore
 
+from ._activity import ActivityGate, own_identity, random_priority
 from ._handlers import build_registry
 from ._kube import Kube
 from ._mirror import StatusMirror
@@ -65,20 +66,29 @@ def make_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def startup(memo: Any, **_: Any) -> None:
-        memo.runtime.mirror = StatusMirror(memo.runtime)
-        memo.runtime.mirror.start()
+        rt: Runtime = memo.runtime
+        if rt.activity is None:  # not built by `run` (a registry used on its own): one standalone replica
+            rt.mirror = StatusMirror(rt)
+            rt.activity = ActivityGate(rt.mirror, identity=own_identity(), priority=0, peering_name=None)
+        # The mirror starts and stops with this replica's activity, not here (see _activity).
+        rt.activity.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         rt: Runtime = memo.runtime
-        if rt.mirror is not None:
-            await rt.mirror.stop()
+        if rt.activity is not None:
+            await rt.activity.stop()
         await rt.kube.close()
 
     @kopf.on.probe(registry=registry, id="statusMirror")
     def mirror_probe(memo: Any, **_: Any) -> dict[str, Any]:
-        mirror = memo.runtime.mirror
-        return {"healthy": bool(mirror and mirror.healthy), "batches": mirror.batches if mirror else 0}
+        rt: Runtime = memo.runtime
+        mirror = rt.mirror
+        return {
+            "active": bool(rt.activity and rt.activity.active),
+            "healthy": bool(mirror is None or mirror.healthy),
+            "batches": mirror.batches if mirror else 0,
+        }
 
     return registry
 
@@ -104,9 +114,30 @@ async def run(
     liveness_endpoint: str | None = None,
     namespaces: list[str] | None = None,
     runtime: Runtime | None = None,
+    identity: str | None = None,
+    priority: int | None = None,
 ) -> None:
-    """Run the operator until `stop_flag` is set (or the process is signalled)."""
+    """Run the operator until `stop_flag` is set (or the process is signalled).
+
+    With `peering_name`, replicas share kopf's ClusterKopfPeering and the one with the highest
+    `priority` is active (default: a random priority, since kopf pauses every replica of a tie).
+    `identity` names this replica among its peers (default: host or pod name, start time, random).
+    """
     rt = runtime or make_runtime(config)
+    identity = identity or own_identity()
+    if priority is None:
+        priority = random_priority() if peering_name else 0
+    watched = tuple(namespaces or ())
+    rt.mirror = StatusMirror(rt, replica=identity, namespaces=watched)
+    rt.activity = ActivityGate(
+        rt.mirror,
+        identity=identity,
+        priority=priority,
+        peering_name=peering_name,
+        namespaces=watched,
+        interval=config.activity_interval,
+    )
+    log.info("operator replica %s (peering %s, priority %d)", identity, peering_name or "off", priority)
     memo = Memo()
     memo.runtime = rt
     try:
@@ -115,6 +146,8 @@ async def run(
             settings=settings_for(config, peering_name),
             standalone=peering_name is None,
             peering_name=peering_name,
+            identity=cast(Any, identity),  # kopf's Identity is a NewType of str, not exported
+            priority=priority,
             clusterwide=not namespaces,
             namespaces=namespaces or (),
             liveness_endpoint=liveness_endpoint,

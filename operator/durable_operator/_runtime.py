@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 import kopf
 
 from ._kube import Kube
-from ._models import API_VERSION
+from ._models import API_VERSION, DurableWorkflowSpec
 
 if TYPE_CHECKING:
     from durable import Durable
 
+    from ._activity import ActivityGate
     from ._mirror import StatusMirror
 
 PLURALS = {
@@ -41,9 +42,13 @@ class OperatorConfig:
     #: The Secret (name, key) the operator puts into worker Deployments as DURABLE_REDIS_URL.
     worker_redis_secret: str | None = None
     worker_redis_secret_key: str = "redis-url"
-    #: Status mirror: consumer group and name (one name for all replicas: pending entries survive restarts).
+    #: Status mirror: consumer group, and the prefix of the consumer names (one per replica and term).
     group: str = "durable-operator"
     consumer: str = "durable-operator"
+    #: How often a replica looks whether it is the active one (kopf peering), in seconds.
+    activity_interval: float = 2.0
+    #: Entries another consumer left unacknowledged this long are claimed (besides at each term start).
+    claim_idle_seconds: float = 60.0
     batch_size: int = 256
     batch_window: float = 0.2
     max_patches_per_second: float = 50.0
@@ -83,6 +88,8 @@ class Runtime:
     #: engine schedule id -> (namespace, name) of its DurableSchedule.
     schedules: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     mirror: StatusMirror | None = None
+    #: Starts the mirror while this replica is the active one (kopf peering), stops it otherwise.
+    activity: ActivityGate | None = None
 
     def workflows_by_id(self, workflow_id: str) -> list[WorkflowRef]:
         return [ref for ref in self.workflows.values() if ref.workflow_id == workflow_id]
@@ -91,6 +98,26 @@ class Runtime:
         for eid, key in list(self.executions.items()):
             if key == (namespace, name):
                 del self.executions[eid]
+
+
+def workflow_ref(body: Any, spec: DurableWorkflowSpec) -> WorkflowRef:
+    meta = body["metadata"]
+    return WorkflowRef(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        workflow_id=spec.workflow_id,
+        mirror=spec.mirror,
+        ttl_seconds=spec.retention.ttl_seconds_after_finished if spec.retention else None,
+    )
+
+
+def execution_id_of(body: Any) -> str | None:
+    """The execution a DurableExecution stands for (status, then spec, then the mirror annotation)."""
+    meta = body.get("metadata") or {}
+    eid = (body.get("status") or {}).get("executionId") or (body.get("spec") or {}).get("executionId")
+    eid = eid or (meta.get("annotations") or {}).get(ANNOTATION_EXECUTION)
+    return str(eid) if eid else None
 
 
 def user_execution_id(uid: str) -> str:
