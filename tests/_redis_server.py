@@ -23,7 +23,7 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -32,10 +32,16 @@ class RedisServer:
     """`redis-server` without persistence in its own temp dir; `.kill()` is SIGKILL, `.restart()` keeps the port."""
 
     def __init__(
-        self, binary: str | None = None, port: int | None = None, *, persistent: bool = False
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        *,
+        persistent: bool = False,
+        password: str | None = None,
     ) -> None:
         # persistent: an fsync-always append-only file, so a kill and restart keeps every acknowledged write.
         self.persistent = persistent
+        self.password = password
         found = binary or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
         if not found:
             raise RuntimeError("redis-server is not installed (make redis-server installs it)")
@@ -46,7 +52,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -69,6 +76,8 @@ class RedisServer:
         if self.persistent:
             args += ["--appendfsync", "always"]
         args += ["--dir", str(self.dir), "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while not _answers_ping(self.port):

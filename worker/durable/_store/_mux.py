@@ -225,12 +225,14 @@ class Mux:
         def factory() -> _Proto:
             return _Proto(loop, self.op_timeout_s)
 
+        opened: _Proto | None = None
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 if self.path:
                     _, proto = await loop.create_unix_connection(factory, self.path)
                 else:
                     _, proto = await loop.create_connection(factory, self.host, self.port)
+                opened = proto
                 if self.password:
                     auth = (
                         ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
@@ -246,6 +248,11 @@ class Mux:
             cause = rexc.ConnectionError(f"cannot connect: {exc}")
             cause.__cause__ = exc
             raise StoreUnavailable(f"redis is unreachable: {exc}") from cause
+        except rexc.ResponseError as exc:
+            # AUTH or SELECT refused: the same one-line error redis-py's own pool gives.
+            if opened is not None:
+                opened.close()
+            raise StoreUnavailable(f"redis refused the connection: {exc}") from exc
         return proto
 
     async def _send(self, packed: bytes) -> Any:
