@@ -91,15 +91,23 @@ def fault_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 # --------------------------------------------------------------------------- subprocess crashes
+async def crash_inside_step(
+    client: Durable, redis_url: str, workers: list[Any], workflow_id: str, step: str
+) -> str:
+    """Start `workflow_id` on a worker process, SIGKILL it inside `step`'s body, start a replacement."""
+    workers.append(spawn_worker(redis_url))
+    eid = await client.start(workflow_id, 60)
+    wait_for_key(redis_url, f"fault:started:{eid}:{step}")
+    workers[-1].send_signal(signal.SIGKILL)
+    workers[-1].wait(timeout=10)
+    workers.append(spawn_worker(redis_url))
+    return eid
+
+
 @pytest.mark.slow
 async def test_worker_killed_mid_step_completes_elsewhere(fault_env: str, workers: list[Any]) -> None:
     client = Durable(store=RedisStore.from_url(fault_env), allow_unregistered=True)
-    workers.append(spawn_worker(fault_env))
-    eid = await client.start("fault.slow", 60)
-    wait_for_key(fault_env, f"fault:started:{eid}:two")
-    workers[0].send_signal(signal.SIGKILL)
-    workers[0].wait(timeout=10)
-    workers.append(spawn_worker(fault_env))
+    eid = await crash_inside_step(client, fault_env, workers, "fault.slow", "two")
     result = await client.wait(eid, timeout=60)
     # "one" committed before the crash and never ran again; "two" was cut mid-body and ran once more.
     assert result == {"one": 1, "two": 2, "three": 1}
@@ -110,12 +118,7 @@ async def test_worker_killed_mid_step_completes_elsewhere(fault_env: str, worker
 @pytest.mark.slow
 async def test_rollback_resumes_after_crash(fault_env: str, workers: list[Any]) -> None:
     client = Durable(store=RedisStore.from_url(fault_env), allow_unregistered=True)
-    workers.append(spawn_worker(fault_env))
-    eid = await client.start("fault.saga", 60)
-    wait_for_key(fault_env, f"fault:started:{eid}:undo-reserve")
-    workers[0].send_signal(signal.SIGKILL)
-    workers[0].wait(timeout=10)
-    workers.append(spawn_worker(fault_env))
+    eid = await crash_inside_step(client, fault_env, workers, "fault.saga", "undo-reserve")
     assert await client.wait(eid, timeout=60) == "rolled back"
     counts = runs(fault_env)
     # Compensations run newest first; the committed one never runs again after the crash.
