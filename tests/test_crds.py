@@ -20,7 +20,7 @@ import yaml
 from durable_operator import _models, crdgen
 from operator_harness import CRDS, EXAMPLES, ROOT, crd_schema, load_crd, validate_cr
 
-CHART_CRDS = ROOT / "charts" / "durable-workflows" / "crds"
+CHART = ROOT / "charts" / "durable-workflows"
 PLURALS = ["durableworkflows", "durableexecutions", "durablesignals", "durableschedules"]
 SPEC_MODELS = {
     "DurableWorkflow": _models.DurableWorkflowSpec,
@@ -49,12 +49,25 @@ def samples() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_generated_files_are_current() -> None:
-    for target in (CRDS, CHART_CRDS):
-        for name, text in crdgen.documents().items():
-            path = target / name
-            assert path.is_file(), f"{path} is missing: run `make crds`"
-            assert path.read_text() == text, f"{path} is stale: run `make crds`"
-    assert crdgen.main(["--check", str(CRDS), str(CHART_CRDS)]) == 0
+    expected = {CRDS / name: text for name, text in crdgen.documents().items()}
+    expected.update({CHART / name: text for name, text in crdgen.chart_documents().items()})
+    assert len(expected) == 2 * len(crdgen.all_crds())
+    for path, text in expected.items():
+        assert path.is_file(), f"{path} is missing: run `make crds`"
+        assert path.read_text() == text, f"{path} is stale: run `make crds`"
+    assert crdgen.main(["--check", str(CRDS), str(CHART)]) == 0
+    # Nothing generated is left behind elsewhere (the chart's CRDs moved from crds/ to templates).
+    assert not (CHART / "crds").exists()
+    assert set((CHART / crdgen.CHART_TEMPLATES).glob("*.yaml")) == {p for p in expected if CHART in p.parents}
+
+
+def test_check_mode_reports_a_stale_chart_template(tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: x\nversion: 0.1.0\n")
+    assert crdgen.main([str(tmp_path)]) == 0
+    victim = tmp_path / "templates" / "crds" / "durablesignals.durable.dev.yaml"
+    assert "{{- if .Values.crds.enabled }}" in victim.read_text()
+    victim.write_text(victim.read_text().replace("maxLength: 256", "maxLength: 257"))
+    assert crdgen.main(["--check", str(tmp_path)]) == 1
 
 
 def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:

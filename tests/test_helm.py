@@ -15,6 +15,13 @@ from operator_harness import ROOT, tool
 
 CHART = ROOT / "charts" / "durable-workflows"
 FULL = CHART / "ci" / "full-values.yaml"
+CRD_NAMES = {
+    "durableworkflows.durable.dev",
+    "durableexecutions.durable.dev",
+    "durablesignals.durable.dev",
+    "durableschedules.durable.dev",
+    "clusterkopfpeerings.kopf.dev",
+}
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,6 +69,7 @@ def test_default_objects(default: dict[tuple[str, str], dict[str, Any]]) -> None
         ("Deployment", "rel-durable-workflows-worker"),
         ("StatefulSet", "rel-durable-workflows-redis"),
         ("Service", "rel-durable-workflows-redis"),
+        *(("CustomResourceDefinition", name) for name in CRD_NAMES),
     }
     url = default["Secret", "rel-durable-workflows-redis-url"]["stringData"]["redis-url"]
     assert url == "redis://rel-durable-workflows-redis:6379/0"
@@ -89,6 +97,8 @@ def test_every_object_is_labelled_and_pods_are_locked_down(
     objs = request.getfixturevalue(which)
     for obj in objs.values():
         _labels_ok(obj)
+        if obj["kind"] == "CustomResourceDefinition":
+            continue  # named by its group and plural
         assert obj["metadata"]["name"].startswith("rel-durable-workflows"), obj["metadata"]["name"]
     for workload in _pods(objs):
         pod = workload["spec"]["template"]["spec"]
@@ -224,11 +234,37 @@ def test_existing_secret_is_used_as_is() -> None:
     assert url["valueFrom"]["secretKeyRef"] == {"name": "my-redis", "key": "url"}
 
 
-def test_chart_crds_are_the_generated_ones() -> None:
-    chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
-    assert chart == sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
-    for name in chart:
-        assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text()
+def _crds(objs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: obj for (kind, name), obj in objs.items() if kind == "CustomResourceDefinition"}
+
+
+def test_crds_are_rendered_by_default_and_kept(default: dict[tuple[str, str], dict[str, Any]]) -> None:
+    crds = _crds(default)
+    assert set(crds) == CRD_NAMES
+    for name, obj in crds.items():
+        assert obj["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, name
+        # The same schema as the generated crds/ files (`kubectl apply -f crds/`).
+        plain = yaml.safe_load((ROOT / "crds" / f"{name}.yaml").read_text())
+        assert obj["spec"] == plain["spec"], name
+        assert plain["metadata"]["labels"].items() <= obj["metadata"]["labels"].items()
+    # Helm maps plain objects before it creates any: the peering object, whose CRD is a template
+    # of the same release, is a post-install hook.
+    peering = default["ClusterKopfPeering", "rel-durable-workflows"]
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install"
+
+
+def test_crds_can_be_left_out_or_let_go() -> None:
+    without = render("--set", "crds.enabled=false")
+    assert _crds(without) == {}
+    assert ("Deployment", "rel-durable-workflows-operator") in without
+    not_kept = _crds(render("--set", "crds.keep=false"))
+    assert set(not_kept) == CRD_NAMES
+    assert all("annotations" not in obj["metadata"] for obj in not_kept.values())
+
+
+def test_chart_has_no_crds_folder() -> None:
+    # Helm's crds/ folder is installed once and never upgraded: the CRDs are templates instead.
+    assert not (CHART / "crds").exists()
 
 
 def test_every_value_is_commented() -> None:
