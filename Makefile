@@ -51,7 +51,7 @@ unit: install redis-server
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 crds: install
-	$(PY) -m durable_operator.crdgen crds charts/durable-workflows/crds
+	$(PY) -m durable_operator.crdgen crds charts/durable-workflows
 
 bench: install redis-server
 	$(PY) bench/run.py

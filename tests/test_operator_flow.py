@@ -58,6 +58,10 @@ async def test_samples_drive_the_engine_and_status_comes_back(
     async with operator(fast_config(cluster, redis_url)):
         await cluster.apply(EXAMPLES / "workflow.yaml")
         await cluster.status("durableworkflows", "process-order", lambda s: bool(s.get("conditions")))
+        # Conditions can come from the periodic refresh before the Deployment exists: wait for it.
+        await cluster.wait_for(
+            lambda: cluster.get("deployments", "process-order-worker") is not None, what="worker Deployment"
+        )
         dep = cluster.get("deployments", "process-order-worker")
         assert dep is not None and dep["spec"]["replicas"] == 2
         assert dep["metadata"]["ownerReferences"][0]["kind"] == "DurableWorkflow"

@@ -30,6 +30,7 @@ from durable import (
 
 from ._kube import KubeError
 from ._metrics import metrics
+from ._mirror import announce
 from ._models import (
     GROUP,
     VERSION,
@@ -277,7 +278,9 @@ async def execution_start(
         )
     if record is None:
         raise kopf.TemporaryError(f"execution {eid} is not readable yet", delay=1)
-    patch.status.update(execution_status(record, status, generation, rt.config.result_cap))
+    new_status = execution_status(record, status, generation, rt.config.result_cap)
+    patch.status.update(new_status)
+    await announce(rt.kube, _obj(body), status.get("phase"), new_status, record.workflow_id)
     _count("DurableExecution", "ok")
 
 

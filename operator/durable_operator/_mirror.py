@@ -247,29 +247,7 @@ class StatusMirror:
                 return
             raise
         metrics().status_patches.labels(outcome="ok").inc()
-        await self._announce(obj, old.get("phase"), status, record.workflow_id)
-
-    async def _announce(
-        self, obj: dict[str, Any], before: str | None, status: dict[str, Any], workflow: str
-    ) -> None:
-        """Kubernetes Events on notable transitions."""
-        after = status.get("phase")
-        if after == before:
-            return
-        kube = self.runtime.kube
-        if before in (None, Phase.PENDING.value) and after not in (None, Phase.PENDING.value):
-            await kube.event(obj, "Normal", "Started", f"execution {status['executionId']} started")
-        if after == Phase.FAILED.value:
-            metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-            await kube.event(obj, "Warning", "Failed", status.get("message") or "the execution failed")
-        elif after == Phase.SUCCEEDED.value:
-            metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-            await kube.event(obj, "Normal", "Succeeded", "the execution completed")
-        elif after == Phase.CANCELLED.value:
-            metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-            await kube.event(
-                obj, "Normal", "Cancelled", status.get("message") or "the execution was cancelled"
-            )
+        await announce(self.runtime.kube, obj, old.get("phase"), status, record.workflow_id)
 
     async def _ensure_mirror(self, execution_id: str, workflow_id: str | None) -> tuple[str, str] | None:
         rt = self.runtime
@@ -415,3 +393,27 @@ __all__ = [
     "pending_elsewhere",
     "prune_status_consumers",
 ]
+
+
+async def announce(
+    kube: Any, obj: dict[str, Any], before: str | None, status: dict[str, Any], workflow: str
+) -> None:
+    """Kubernetes Events on notable phase transitions.
+
+    Both writers of execution status call this (the mirror, and the start handler, which may
+    write a running phase first): an event follows whichever patch made the transition.
+    """
+    after = status.get("phase")
+    if after == before:
+        return
+    if before in (None, Phase.PENDING.value) and after not in (None, Phase.PENDING.value):
+        await kube.event(obj, "Normal", "Started", f"execution {status['executionId']} started")
+    if after == Phase.FAILED.value:
+        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
+        await kube.event(obj, "Warning", "Failed", status.get("message") or "the execution failed")
+    elif after == Phase.SUCCEEDED.value:
+        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
+        await kube.event(obj, "Normal", "Succeeded", "the execution completed")
+    elif after == Phase.CANCELLED.value:
+        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
+        await kube.event(obj, "Normal", "Cancelled", status.get("message") or "the execution was cancelled")
