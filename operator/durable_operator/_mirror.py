@@ -26,7 +26,7 @@ from typing import Any
 
 import pydantic
 
-from durable import RedisStore, Store
+from durable import Store
 
 from ._kube import KubeError
 from ._metrics import metrics
@@ -314,75 +314,26 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------- claiming
-#
-# The store has no call for this yet, so these reach its Redis client and stream key (the
-# one place the operator does). They belong in the engine as
-# `Store.claim_status_events(group, consumer, min_idle_ms) -> int` (XAUTOCLAIM on
-# the status stream; a no-op on MemoryStore) and `Store.status_consumers(group)` (XINFO
-# CONSUMERS) with `Store.drop_status_consumer(group, consumer)` (XGROUP DELCONSUMER).
-
-_CLAIM_DEADLINE = 10.0
 
 
 async def claim_status_entries(store: Store, group: str, consumer: str, min_idle_ms: int) -> int:
     """Move every entry of the group idle for `min_idle_ms` into `consumer`'s pending list."""
-    if not isinstance(store, RedisStore):
-        return 0  # the in-memory store lives in one process: nobody else can hold its entries
-    stream = store.keys.status()
-    start: Any = "0-0"
-    claimed = 0
-    async with asyncio.timeout(_CLAIM_DEADLINE):
-        for _ in range(1000):
-            try:
-                # Not JUSTID: redis-py then drops the cursor from the reply.
-                reply = await store.redis.xautoclaim(stream, group, consumer, min_idle_ms, start, count=500)
-            except Exception as exc:
-                if "NOGROUP" in str(exc):
-                    return 0  # no group yet: the first read creates it from the stream's start
-                raise
-            start = reply[0]
-            claimed += len(reply[1])
-            if _text(start) == "0-0":
-                break
-    return claimed
-
-
-async def _consumers(store: RedisStore, group: str) -> list[dict[str, Any]]:
-    try:
-        async with asyncio.timeout(_CLAIM_DEADLINE):
-            raw = await store.redis.xinfo_consumers(store.keys.status(), group)
-    except Exception as exc:
-        if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
-            return []
-        raise
-    return [{_text(k): v for k, v in c.items()} for c in raw]
+    return await store.claim_status_events(group, consumer, min_idle_ms)
 
 
 async def pending_elsewhere(store: Store, group: str, consumer: str, min_idle_ms: int) -> bool:
     """Does another consumer hold entries it has not touched for `min_idle_ms`?"""
-    if not isinstance(store, RedisStore):
-        return False
     return any(
-        _text(c.get("name")) != consumer
-        and int(c.get("pending", 0)) > 0
-        and int(c.get("idle", 0)) >= min_idle_ms
-        for c in await _consumers(store, group)
+        c.name != consumer and c.pending > 0 and c.idle_ms >= min_idle_ms
+        for c in await store.status_consumers(group)
     )
 
 
 async def prune_status_consumers(store: Store, group: str, keep: str, min_idle_ms: int) -> None:
     """Forget consumers with nothing pending that have been quiet for a while (old terms, gone replicas)."""
-    if not isinstance(store, RedisStore):
-        return
-    for c in await _consumers(store, group):
-        name = _text(c.get("name"))
-        if name != keep and int(c.get("pending", 0)) == 0 and int(c.get("idle", 0)) >= min_idle_ms:
-            async with asyncio.timeout(_CLAIM_DEADLINE):
-                await store.redis.xgroup_delconsumer(store.keys.status(), group, name)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    for c in await store.status_consumers(group):
+        if c.name != keep and c.pending == 0 and c.idle_ms >= min_idle_ms:
+            await store.drop_status_consumer(group, c.name)
 
 
 __all__ = [

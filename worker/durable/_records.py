@@ -143,3 +143,12 @@ class StatusEvent:
     status: Status
     current_step: str | None
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConsumer:
+    """A reader of the status-event stream's consumer group (the operator's replicas)."""
+
+    name: str
+    pending: int
+    idle_ms: int

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, Status, StatusEvent
+from .._records import (
+    AuditEntry,
+    ExecutionId,
+    ExecutionRecord,
+    QueueEntry,
+    Status,
+    StatusConsumer,
+    StatusEvent,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +345,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:
+        """Hand `consumer` every status event of the group unacknowledged for `min_idle_ms`.
+
+        Its next `read_status_events` returns them first. For a reader that took over from a
+        replica that died mid-batch. Returns how many were claimed.
+        """
+
+    @abc.abstractmethod
+    async def status_consumers(self, group: str) -> list[StatusConsumer]:
+        """The group's readers with their unacknowledged counts and idle times."""
+
+    @abc.abstractmethod
+    async def drop_status_consumer(self, group: str, consumer: str) -> None:
+        """Forget a reader (its unacknowledged events should be claimed first)."""
 
     @abc.abstractmethod
     async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:

@@ -33,6 +33,7 @@ from .._records import (
     ExecutionRecord,
     QueueEntry,
     Status,
+    StatusConsumer,
     StatusEvent,
     ms_to_dt,
 )
@@ -679,6 +680,17 @@ class MemoryStore(MemoryScheduleStore, Store):
             pending = self._groups[group][1]
             for event_id in event_ids:
                 pending.pop(event_id, None)
+
+    # One process holds every reader of a MemoryStore: there is no other replica to take over from,
+    # and its group keeps no per-reader lists.
+    async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:
+        return 0
+
+    async def status_consumers(self, group: str) -> list[StatusConsumer]:
+        return []
+
+    async def drop_status_consumer(self, group: str, consumer: str) -> None:
+        return None
 
     async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
         return list(self._emitted)[-limit:]

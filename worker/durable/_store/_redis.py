@@ -38,6 +38,7 @@ from .._records import (
     ExecutionRecord,
     QueueEntry,
     Status,
+    StatusConsumer,
     StatusEvent,
     ms_to_dt,
 )
@@ -996,6 +997,57 @@ class RedisStore(RedisScheduleStore, Store):
                 await self.ack_status_events(group, trimmed)
             if events or last_id == ">":
                 return events
+
+    async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:
+        stream = self.keys.status()
+        start: Any = "0-0"
+        claimed = 0
+        async with self._op():
+            while True:
+                try:
+                    # Not JUSTID: redis-py then drops the cursor from the reply.
+                    reply = await self._r.xautoclaim(stream, group, consumer, min_idle_ms, start, count=500)
+                except rexc.ResponseError as exc:
+                    if "NOGROUP" in str(exc):
+                        return 0  # no group yet: the first read creates it from the stream's start
+                    raise
+                start, entries = reply[0], reply[1]
+                claimed += len(entries)
+                if _id(start) == "0-0":
+                    break
+        # The claimed entries are now this consumer's unacknowledged ones: read those first.
+        self._status_cursors[(group, consumer)] = "0"
+        return claimed
+
+    async def status_consumers(self, group: str) -> list[StatusConsumer]:
+        try:
+            async with self._op():
+                raw = await self._r.xinfo_consumers(self.keys.status(), group)
+        except rexc.ResponseError as exc:
+            if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
+                return []
+            raise
+        out = []
+        for c in raw:
+            fields = {_s(k) if isinstance(k, bytes) else str(k): v for k, v in c.items()}
+            name = fields.get("name")
+            out.append(
+                StatusConsumer(
+                    name=_s(name) if isinstance(name, bytes) else str(name),
+                    pending=int(fields.get("pending", 0)),
+                    idle_ms=int(fields.get("idle", 0)),
+                )
+            )
+        return out
+
+    async def drop_status_consumer(self, group: str, consumer: str) -> None:
+        try:
+            async with self._op():
+                await self._r.xgroup_delconsumer(self.keys.status(), group, consumer)
+        except rexc.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc).lower():
+                raise
+        self._status_cursors.pop((group, consumer), None)
 
     async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None:
         if event_ids:
