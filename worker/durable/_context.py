@@ -15,7 +15,7 @@ import inspect
 import random as _random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -607,6 +607,3 @@ def random() -> float:
     if ctx is None:
         raise _outside("random")
     return ctx.random()
-
-
-AwaitableAny = Awaitable[Any]

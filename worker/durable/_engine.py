@@ -12,7 +12,6 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Literal
 
 from . import _codec
@@ -34,12 +33,6 @@ ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended"})
 
 # Retry an execution whose workflow this worker does not serve after this long (another pool may).
 _UNSERVED_RETRY_MS = 5_000
-
-
-@dataclass(frozen=True)
-class Activation:
-    execution_id: str
-    token: int
 
 
 class Engine:

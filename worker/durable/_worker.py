@@ -108,9 +108,6 @@ class Worker:
         self._executor.shutdown(wait=False, cancel_futures=True)
         log.info("worker %s stopped after %d activations", self.worker_id, self.processed)
 
-    async def wait_stopped(self) -> None:
-        await self._stopping.wait()
-
     # ------------------------------------------------------------------ loops
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         delay = 0.05
