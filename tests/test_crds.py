@@ -61,6 +61,21 @@ def test_generated_files_are_current() -> None:
     assert set((CHART / crdgen.CHART_TEMPLATES).glob("*.yaml")) == {p for p in expected if CHART in p.parents}
 
 
+def test_both_kopf_peering_crds_are_generated() -> None:
+    # Cluster-wide operators peer in a ClusterKopfPeering, namespaced ones (--namespace) in KopfPeerings.
+    peerings = {
+        doc["spec"]["names"]["kind"]: doc for doc in crdgen.all_crds() if doc["spec"]["group"] == "kopf.dev"
+    }
+    assert {kind: doc["spec"]["scope"] for kind, doc in peerings.items()} == {
+        "ClusterKopfPeering": "Cluster",
+        "KopfPeering": "Namespaced",
+    }
+    assert peerings["KopfPeering"]["metadata"]["name"] == "kopfpeerings.kopf.dev"
+    assert peerings["KopfPeering"]["spec"]["versions"] == peerings["ClusterKopfPeering"]["spec"]["versions"]
+    for name in ("clusterkopfpeerings.kopf.dev.yaml", "kopfpeerings.kopf.dev.yaml"):
+        assert (CRDS / name).is_file() and (CHART / crdgen.CHART_TEMPLATES / name).is_file()
+
+
 def test_check_mode_reports_a_stale_chart_template(tmp_path: Path) -> None:
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: x\nversion: 0.1.0\n")
     assert crdgen.main([str(tmp_path)]) == 0

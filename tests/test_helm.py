@@ -21,6 +21,7 @@ CRD_NAMES = {
     "durablesignals.durable.dev",
     "durableschedules.durable.dev",
     "clusterkopfpeerings.kopf.dev",
+    "kopfpeerings.kopf.dev",
 }
 
 
@@ -34,7 +35,9 @@ def render(*args: str) -> dict[tuple[str, str], dict[str, Any]]:
     objs: dict[tuple[str, str], dict[str, Any]] = {}
     for doc in yaml.safe_load_all(proc.stdout):
         if doc:
-            key = (doc["kind"], doc["metadata"]["name"])
+            # Objects the chart places in other namespaces (peering per watched namespace) as "ns/name".
+            ns = doc["metadata"].get("namespace")
+            key = (doc["kind"], f"{ns}/{doc['metadata']['name']}" if ns else doc["metadata"]["name"])
             assert key not in objs, f"duplicate {key}"
             objs[key] = doc
     return objs
@@ -152,6 +155,68 @@ def test_rbac_is_least_privilege(default: dict[tuple[str, str], dict[str, Any]])
     ]
 
 
+def _granted(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                granted.setdefault((group, res), set()).update(rule["verbs"])
+    return granted
+
+
+def test_default_peering_is_cluster_wide(default: dict[tuple[str, str], dict[str, Any]]) -> None:
+    assert [k for k in default if k[0] in ("KopfPeering", "Role", "RoleBinding")] == []
+    assert ("ClusterKopfPeering", "rel-durable-workflows") in default
+    granted = _granted(default["ClusterRole", "rel-durable-workflows-operator"]["rules"])
+    assert granted["kopf.dev", "clusterkopfpeerings"] == {"get", "list", "watch", "patch"}
+    assert ("kopf.dev", "kopfpeerings") not in granted
+
+
+def test_namespaced_operator_peers_in_each_watched_namespace() -> None:
+    # kopf with --namespace peers in a namespaced KopfPeering (same name) in each watched namespace.
+    objs = render("--set", "operator.watchNamespaces={a,b}")
+    assert not [k for k in objs if k[0] == "ClusterKopfPeering"]
+    for ns in ("a", "b"):
+        peering = objs["KopfPeering", f"{ns}/rel-durable-workflows"]
+        assert peering["metadata"]["namespace"] == ns
+        assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install"
+        role = objs["Role", f"{ns}/rel-durable-workflows-operator-peering"]
+        assert _granted(role["rules"]) == {("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"}}
+        named = [r for r in role["rules"] if {"get", "patch"} & set(r["verbs"])]
+        assert all(r["resourceNames"] == ["rel-durable-workflows"] for r in named)
+        binding = objs["RoleBinding", f"{ns}/rel-durable-workflows-operator-peering"]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "rel-durable-workflows-operator-peering",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rel-durable-workflows-operator", "namespace": "durable"}
+        ]
+    assert {k for k in objs if k[0] in ("KopfPeering", "Role", "RoleBinding")} == {
+        (kind, f"{ns}/{name}")
+        for ns in ("a", "b")
+        for kind, name in (
+            ("KopfPeering", "rel-durable-workflows"),
+            ("Role", "rel-durable-workflows-operator-peering"),
+            ("RoleBinding", "rel-durable-workflows-operator-peering"),
+        )
+    }
+    granted = _granted(objs["ClusterRole", "rel-durable-workflows-operator"]["rules"])
+    assert ("kopf.dev", "clusterkopfpeerings") not in granted
+    # The peering object kopf and the activity gate read is the one the Deployment names.
+    c = objs["Deployment", "rel-durable-workflows-operator"]["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"] == ["--namespace=a", "--namespace=b"]
+    assert {"name": "DURABLE_PEERING", "value": "rel-durable-workflows"} in c["env"]
+    # Both peering CRDs ship, whichever mode the release runs in.
+    assert set(_crds(objs)) == CRD_NAMES
+
+
+def test_no_peering_objects_without_peering() -> None:
+    objs = render("--set", "operator.watchNamespaces={a}", "--set", "operator.peering.enabled=false")
+    assert not [k for k in objs if k[0] in ("KopfPeering", "ClusterKopfPeering", "Role", "RoleBinding")]
+
+
 def test_worker_and_redis(default: dict[tuple[str, str], dict[str, Any]]) -> None:
     worker = default["Deployment", "rel-durable-workflows-worker"]["spec"]["template"]["spec"]
     (c,) = worker["containers"]
@@ -183,6 +248,11 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     (c,) = pod["containers"]
     assert c["image"] == "registry.example.com/durable/operator:1.2.3"
     assert c["args"] == ["--namespace=orders", "--namespace=billing"]
+    peerings = {k for k in full if k[0] in ("KopfPeering", "ClusterKopfPeering")}
+    assert peerings == {
+        ("KopfPeering", "orders/rel-durable-workflows"),
+        ("KopfPeering", "billing/rel-durable-workflows"),
+    }
     for dep in ("rel-durable-workflows-operator", "rel-durable-workflows-worker"):
         spec = full["Deployment", dep]["spec"]["template"]["spec"]
         assert {"name": "redis-ca", "secret": {"secretName": "redis-ca"}} in spec["volumes"]

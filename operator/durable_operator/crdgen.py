@@ -2,7 +2,7 @@
 
     python -m durable_operator.crdgen crds charts/durable-workflows
 
-writes one `<plural>.durable.dev.yaml` per kind (and kopf's peering CRD) into every
+writes one `<plural>.durable.dev.yaml` per kind (and kopf's two peering CRDs) into every
 directory given; a directory that holds a `Chart.yaml` gets them as Helm templates in its
 `templates/crds/` instead, gated by `crds.enabled` and annotated `helm.sh/resource-policy:
 keep` while `crds.keep` (as cert-manager's chart does: templates, unlike a chart's `crds/`
@@ -126,19 +126,25 @@ def crd(kind: Kind) -> dict[str, Any]:
     }
 
 
-def peering_crd() -> dict[str, Any]:
-    """kopf's cluster-wide peering resource: several operator replicas, one active."""
+def peering_crd(*, namespaced: bool = False) -> dict[str, Any]:
+    """kopf's peering resource (several operator replicas, one active), as kopf's peering.yaml has it.
+
+    Cluster-wide operators use the cluster-scoped `ClusterKopfPeering`; an operator that watches
+    only some namespaces (`--namespace`) uses a namespaced `KopfPeering` in each of them.
+    """
+    kind = "KopfPeering" if namespaced else "ClusterKopfPeering"
+    plural = kind.lower() + "s"
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev", "labels": dict(LABELS)},
+        "metadata": {"name": f"{plural}.kopf.dev", "labels": dict(LABELS)},
         "spec": {
             "group": "kopf.dev",
-            "scope": "Cluster",
+            "scope": "Namespaced" if namespaced else "Cluster",
             "names": {
-                "kind": "ClusterKopfPeering",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
             },
             "versions": [
                 {
@@ -164,7 +170,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def all_crds() -> list[dict[str, Any]]:
-    return [*(crd(kind) for kind in KINDS), peering_crd()]
+    return [*(crd(kind) for kind in KINDS), peering_crd(), peering_crd(namespaced=True)]
 
 
 def documents() -> dict[str, str]:
