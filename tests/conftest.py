@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -69,3 +70,25 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         yield made
     finally:
         await made.close()
+
+
+# ---------------------------------------------------------------- operator tests
+@pytest.fixture
+async def cluster() -> AsyncIterator[Any]:
+    """kmock's Kubernetes emulator on loopback, with the product's kinds registered."""
+    from operator_harness import Cluster
+
+    async with Cluster() as c:
+        yield c
+
+
+@pytest.fixture
+async def engine(redis_url: str) -> AsyncIterator[Any]:
+    """A `Durable` with an in-process worker serving the operator tests' workflows."""
+    from apps.operator_app import failing, process_order
+    from durable import Durable, RedisStore
+
+    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
+    async with d.worker(concurrency=8):
+        yield d
+    await d.close()

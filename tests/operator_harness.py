@@ -429,3 +429,11 @@ async def operator_replica(config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         if "loop" in box:
             box["loop"].call_soon_threadsafe(box["stop"].set)
         await asyncio.to_thread(thread.join, 20)
+
+
+API = "durable.dev/v1alpha1"
+
+
+def doc(kind: str, name: str, spec: dict[str, Any]) -> str:
+    """A durable.dev/v1alpha1 object as JSON, for `Cluster.apply`."""
+    return json.dumps({"apiVersion": API, "kind": kind, "metadata": {"name": name}, "spec": spec})

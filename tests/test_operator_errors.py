@@ -7,25 +7,10 @@ from typing import Any
 
 import pytest
 
-from durable import Durable, RedisStore
-from operator_harness import EXAMPLES, Cluster, fast_config, operator
-from test_operator_flow import failing, process_order
+from durable import Durable
+from operator_harness import EXAMPLES, Cluster, doc, fast_config, operator
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    async with Cluster() as c:
-        yield c
-
-
-@pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[Durable]:
-    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
-    async with d.worker(concurrency=8):
-        yield d
-    await d.close()
 
 
 @pytest.fixture
@@ -42,17 +27,9 @@ def _one_line(status: dict[str, Any]) -> str:
     return message
 
 
-def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(
-        {"apiVersion": "durable.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    )
-
-
 async def test_unknown_workflow_ref(running: Cluster) -> None:
     await running.apply(
-        _doc("DurableExecution", "lost", {"workflowRef": "no-such-workflow", "input": {"id": 1}})
+        doc("DurableExecution", "lost", {"workflowRef": "no-such-workflow", "input": {"id": 1}})
     )
     pending = await running.status(
         "durableexecutions", "lost", lambda s: s.get("reason") == "WorkflowNotFound"
@@ -67,7 +44,7 @@ async def test_unknown_workflow_ref(running: Cluster) -> None:
 async def test_bad_execution_spec_is_refused_by_the_operator(running: Cluster) -> None:
     # The emulator does not run the CRD schema: the operator's own model check must catch it.
     spec = {"workflowRef": "process-order", "executionId": "abc", "input": {"id": 1}}
-    await running.apply(_doc("DurableExecution", "both", spec))
+    await running.apply(doc("DurableExecution", "both", spec))
     status = await running.status("durableexecutions", "both", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "InvalidSpec"
     assert "input cannot be given with executionId" in _one_line(status)
@@ -75,7 +52,7 @@ async def test_bad_execution_spec_is_refused_by_the_operator(running: Cluster) -
 
 async def test_attach_to_unknown_execution(running: Cluster) -> None:
     await running.apply(
-        _doc("DurableExecution", "attach", {"workflowRef": "process-order", "executionId": "nope"})
+        doc("DurableExecution", "attach", {"workflowRef": "process-order", "executionId": "nope"})
     )
     status = await running.status("durableexecutions", "attach", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "ExecutionNotFound"
@@ -83,14 +60,14 @@ async def test_attach_to_unknown_execution(running: Cluster) -> None:
 
 
 async def test_signal_to_unknown_execution_id(running: Cluster) -> None:
-    await running.apply(_doc("DurableSignal", "s1", {"executionId": "ghost", "signal": "orders.approved"}))
+    await running.apply(doc("DurableSignal", "s1", {"executionId": "ghost", "signal": "orders.approved"}))
     status = await running.status("durablesignals", "s1", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "ExecutionNotFound"
     assert _one_line(status) == "execution 'ghost' does not exist"
 
 
 async def test_signal_to_unknown_execution_ref(running: Cluster) -> None:
-    await running.apply(_doc("DurableSignal", "s2", {"executionRef": "ghost", "signal": "orders.approved"}))
+    await running.apply(doc("DurableSignal", "s2", {"executionRef": "ghost", "signal": "orders.approved"}))
     status = await running.status("durablesignals", "s2", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "ExecutionNotFound"
     assert _one_line(status) == "DurableExecution 'ghost' not found in namespace 'default'"
@@ -100,7 +77,7 @@ async def test_signal_to_finished_execution(running: Cluster, engine: Durable) -
     eid = await engine.start("test.failing", {"id": 7}, execution_id="finished-one")
     with pytest.raises(Exception, match="card declined"):
         await engine.wait(eid, timeout=10)
-    await running.apply(_doc("DurableSignal", "late", {"executionId": eid, "signal": "orders.approved"}))
+    await running.apply(doc("DurableSignal", "late", {"executionId": eid, "signal": "orders.approved"}))
     status = await running.status("durablesignals", "late", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "ExecutionFinished"
     assert _one_line(status) == "execution 'finished-one' has already finished"
@@ -108,30 +85,30 @@ async def test_signal_to_finished_execution(running: Cluster, engine: Durable) -
 
 async def test_signal_with_oversized_payload(running: Cluster) -> None:
     payload = {"blob": "x" * 40000}
-    await running.apply(_doc("DurableSignal", "big", {"executionId": "x", "signal": "s", "payload": payload}))
+    await running.apply(doc("DurableSignal", "big", {"executionId": "x", "signal": "s", "payload": payload}))
     status = await running.status("durablesignals", "big", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "InvalidSpec"
     assert "payload is" in _one_line(status) and "the limit is 32768" in status["message"]
 
 
 async def test_schedule_with_unknown_workflow_and_bad_spec(running: Cluster) -> None:
-    await running.apply(_doc("DurableSchedule", "orphan", {"workflowRef": "nope", "interval": "5m"}))
+    await running.apply(doc("DurableSchedule", "orphan", {"workflowRef": "nope", "interval": "5m"}))
     status = await running.status(
         "durableschedules", "orphan", lambda s: s.get("reason") == "WorkflowNotFound"
     )
     assert _one_line(status) == "DurableWorkflow 'nope' not found in namespace 'default'"
     assert status["conditions"][0]["status"] == "False"
     spec = {"workflowRef": "process-order", "interval": "5m", "cron": "* * * * *"}
-    await running.apply(_doc("DurableSchedule", "both", spec))
+    await running.apply(doc("DurableSchedule", "both", spec))
     status = await running.status("durableschedules", "both", lambda s: s.get("reason") == "InvalidSpec")
     assert "exactly one of cron or interval must be set" in _one_line(status)
 
 
 async def test_failed_execution_reports_its_error(running: Cluster) -> None:
     wf = {"workflowId": "test.failing", "mirror": "none"}
-    await running.apply(_doc("DurableWorkflow", "failing", wf))
+    await running.apply(doc("DurableWorkflow", "failing", wf))
     await running.status("durableworkflows", "failing", lambda s: bool(s.get("conditions")))
-    await running.apply(_doc("DurableExecution", "charge", {"workflowRef": "failing", "input": {"id": 9}}))
+    await running.apply(doc("DurableExecution", "charge", {"workflowRef": "failing", "input": {"id": 9}}))
     status = await running.status("durableexecutions", "charge", lambda s: s.get("phase") == "Failed")
     assert status["reason"] == "WorkflowFailed"
     assert "card declined for order 9" in _one_line(status)

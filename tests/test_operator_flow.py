@@ -2,54 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
-from durable import Durable, RedisStore, workflow
+from durable import Durable
 from operator_harness import EXAMPLES, Cluster, fast_config, operator
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _reserve(order: dict[str, Any]) -> dict[str, Any]:
-    return {"reserved": order.get("id")}
-
-
-def _ship(order: dict[str, Any]) -> str:
-    return f"shipped-{order.get('id')}"
-
-
-@workflow("app.workflows.processOrder")
-async def process_order(ctx: Any, order: dict[str, Any]) -> dict[str, Any]:
-    await ctx.step("reserve-stock", _reserve, order)
-    approval = await ctx.wait_for_signal("orders.approved", step_id="await-approval")
-    shipped = await ctx.step("ship", _ship, order)
-    return {"shipped": shipped, "approver": (approval or {}).get("approver")}
-
-
-def _boom(order: dict[str, Any]) -> None:
-    raise RuntimeError(f"card declined for order {order.get('id')}")
-
-
-@workflow("test.failing")
-async def failing(ctx: Any, order: dict[str, Any]) -> None:
-    await ctx.step("charge-card", _boom, order)
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    async with Cluster() as c:
-        yield c
-
-
-@pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[Durable]:
-    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
-    async with d.worker(concurrency=8):
-        yield d
-    await d.close()
 
 
 async def test_samples_drive_the_engine_and_status_comes_back(

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from durable import Durable, RedisStore, ScheduleNotFound, Status
+from durable import Durable, ScheduleNotFound, Status
 from durable_operator._runtime import mirror_name
-from operator_harness import EXAMPLES, Cluster, fast_config, operator
-from test_operator_flow import failing, process_order
+from operator_harness import EXAMPLES, Cluster, doc, fast_config, operator
 
 pytestmark = pytest.mark.timeout(90)
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    async with Cluster() as c:
-        yield c
-
-
-@pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[Durable]:
-    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
-    async with d.worker(concurrency=8):
-        yield d
-    await d.close()
-
-
-def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps(
-        {"apiVersion": "durable.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    )
-
-
 async def _workflow(cluster: Cluster, name: str, workflow_id: str, mirror: str) -> None:
-    await cluster.apply(_doc("DurableWorkflow", name, {"workflowId": workflow_id, "mirror": mirror}))
+    await cluster.apply(doc("DurableWorkflow", name, {"workflowId": workflow_id, "mirror": mirror}))
     await cluster.status("durableworkflows", name, lambda s: bool(s.get("conditions")))
 
 
@@ -90,7 +67,7 @@ async def test_deleting_a_running_execution_cancels_it(
 
         # cancelOnDelete: false leaves the execution running.
         await cluster.apply(
-            _doc(
+            doc(
                 "DurableExecution",
                 "keep",
                 {"workflowRef": "process-order", "input": {"id": 2}, "cancelOnDelete": False},
@@ -109,7 +86,7 @@ async def test_finished_executions_expire_after_their_ttl(
     async with operator(fast_config(cluster, redis_url)):
         await _workflow(cluster, "failing", "test.failing", "none")
         spec = {"workflowRef": "failing", "input": {"id": 3}, "ttlSecondsAfterFinished": 0}
-        await cluster.apply(_doc("DurableExecution", "short-lived", spec))
+        await cluster.apply(doc("DurableExecution", "short-lived", spec))
         await cluster.wait_for(
             lambda: cluster.get("durableexecutions", "short-lived") is None, 15, "TTL deletion"
         )
@@ -168,11 +145,9 @@ async def test_operator_restart_loses_nothing(cluster: Cluster, redis_url: str, 
     await engine.signal(eid, "orders.approved", {"approver": "carol"})
     await engine.wait(eid, timeout=10)
     sdk = await engine.start("app.workflows.processOrder", {"id": 77}, execution_id="while-down")
+    await cluster.apply(doc("DurableSignal", "approve-77", {"executionId": sdk, "signal": "orders.approved"}))
     await cluster.apply(
-        _doc("DurableSignal", "approve-77", {"executionId": sdk, "signal": "orders.approved"})
-    )
-    await cluster.apply(
-        _doc("DurableExecution", "order-2002", {"workflowRef": "process-order", "input": {"id": 2002}})
+        doc("DurableExecution", "order-2002", {"workflowRef": "process-order", "input": {"id": 2002}})
     )
 
     async with operator(config):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,32 +12,11 @@ import redis.asyncio as aioredis
 from durable import Durable, RedisStore, Status
 from durable_operator._activity import peering_allows
 from durable_operator._runtime import mirror_name
-from operator_harness import Cluster, eventually, fast_config, operator_replica
-from test_operator_flow import failing, process_order
+from operator_harness import Cluster, doc, eventually, fast_config, operator_replica
 
 pytestmark = pytest.mark.timeout(60)
 
 PEERING = "durable-test"
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    async with Cluster() as c:
-        yield c
-
-
-@pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[Durable]:
-    d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
-    async with d.worker(concurrency=8):
-        yield d
-    await d.close()
-
-
-def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps(
-        {"apiVersion": "durable.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    )
 
 
 async def _consumers(redis_url: str, group: str) -> dict[str, int]:
@@ -97,7 +74,7 @@ async def test_only_the_active_replica_mirrors_and_a_standby_takes_over(
                 operator_replica(config, peering_name=PEERING, identity="op-b", priority=10)
             )
             await cluster.apply(
-                _doc(
+                doc(
                     "DurableWorkflow", "orders", {"workflowId": "app.workflows.processOrder", "mirror": "all"}
                 )
             )
