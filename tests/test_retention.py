@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from durable._records import Status
 from durable._store._base import AuditDraft, Checkpoint, NewExecution, Store
@@ -59,3 +61,22 @@ async def test_a_retried_execution_compacts_after_it_completes(store: Store) -> 
     await store.finish("again", got.token, Checkpoint(), now(), status=Status.COMPLETED, result=b"2")
     assert await store.compact_finished(now() + 1, now()) == 1
     assert await store.load_steps("again") == {}
+
+
+async def test_a_worker_with_retention_compacts_finished_executions(store: Store) -> None:
+    from durable import Durable, WorkflowContext, workflow
+
+    @workflow("retention.short")
+    async def short(ctx: WorkflowContext, _: Any) -> str:
+        return str(await ctx.step("only", lambda: "done"))
+
+    durable = Durable(store=store, workflows=[short])
+    async with durable.worker(concurrency=2, retention=0.05, max_idle_poll=0.05):
+        eid = await durable.start(short, None)
+        assert await durable.wait(eid, timeout=10) == "done"
+        deadline = asyncio.get_running_loop().time() + 10
+        while await durable.list_step_results(eid):
+            assert asyncio.get_running_loop().time() < deadline, "history was never compacted"
+            await asyncio.sleep(0.05)
+    record = await durable.get_execution(eid)
+    assert record is not None and record.result == "done"  # the record stays

@@ -220,6 +220,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on this port (/metrics).")
     ] = None,
+    retention: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            envvar="DURABLE_RETENTION",
+            help="Seconds a completed or cancelled execution keeps its step history and audit (default: forever).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Run a worker until SIGTERM or SIGINT (then finish in-flight work and stop)."""
@@ -258,6 +266,7 @@ def worker(
                 worker_id=worker_id,
                 lease_ttl=lease_ttl,
                 visibility_timeout=visibility_timeout,
+                retention=retention,
             ) as w:
                 log.info(
                     "worker %s ready: %d workflow(s) [%s] on %s",

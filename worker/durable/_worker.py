@@ -44,11 +44,16 @@ class Worker:
         schedules: bool = True,
         recover: bool = True,
         max_idle_poll: float = 1.0,
+        retention: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if lease_ttl <= 0 or visibility_timeout <= 0:
             raise ValueError("lease_ttl and visibility_timeout must be positive")
+        if retention is not None and retention < 0:
+            raise ValueError("retention must be >= 0 seconds")
+        # Seconds a completed or cancelled execution keeps its history before compaction (None: forever).
+        self.retention_ms = None if retention is None else int(retention * 1000)
         self.durable = durable
         self.store = durable.store
         self.concurrency = concurrency
@@ -91,6 +96,8 @@ class Worker:
             self._loops.append(asyncio.create_task(self._timers(), name="durable-timers"))
         if self._with_schedules:
             self._loops.append(asyncio.create_task(self._schedules(), name="durable-schedules"))
+        if self.retention_ms is not None:
+            self._loops.append(asyncio.create_task(self._retention(), name="durable-retention"))
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -216,6 +223,20 @@ class Worker:
                 with contextlib.suppress(StoreUnavailable):
                     if not await self.store.renew(execution_id, self.worker_id, token, self.lease_ttl_ms):
                         log.warning("execution %s: lease could not be renewed (taken over?)", execution_id)
+
+    async def _retention(self) -> None:
+        """Compact finished executions older than the retention; any number of workers may run this."""
+        assert self.retention_ms is not None
+        period = min(60.0, max(0.05, self.retention_ms / 4000))
+        while not self._stopping.is_set():
+            try:
+                now = now_ms()
+                # A full batch means more are due: go on at once instead of waiting a period.
+                if await self.store.compact_finished(now - self.retention_ms, now, limit=500) >= 500:
+                    continue
+            except StoreUnavailable as exc:
+                log.warning("retention pass failed: %s", exc)
+            await asyncio.sleep(period)
 
     async def _schedules(self) -> None:
         scheduler = self.durable._make_scheduler()
