@@ -13,26 +13,25 @@ from _redis_server import RedisServer
 from durable._store._base import Store
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the whole session. Tests that kill it must restart it (see `fresh_redis_server`)."""
+def _running_server() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole session. Tests that kill it must restart it (see `fresh_redis_server`)."""
+    yield from _running_server()
 
 
 @pytest.fixture
 def fresh_redis_server() -> Iterator[RedisServer]:
     """A redis-server of the test's own, for fault tests that kill and restart it."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running_server()
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from .._records import (
     AuditEntry,
     ExecutionId,
@@ -25,6 +27,7 @@ from .._records import (
     Status,
     StatusConsumer,
     StatusEvent,
+    ms_to_dt,
 )
 
 
@@ -37,6 +40,20 @@ class AuditDraft:
     step_id: str | None = None
     actor: str | None = None
     data: bytes | None = None
+
+    def to_entry(self, entry_id: str, now_ms: int) -> AuditEntry:
+        """The stored entry (what the in-memory stores keep; Redis builds the same from stream fields)."""
+        at = ms_to_dt(now_ms)
+        assert at is not None
+        return AuditEntry(
+            entry_id=entry_id,
+            at=at,
+            kind=self.kind,
+            message=self.message,
+            step_id=self.step_id,
+            actor=self.actor,
+            data=orjson.loads(self.data) if self.data else None,
+        )
 
 
 @dataclass(slots=True)

@@ -197,3 +197,13 @@ class Keys:
     def schedule_changes(self) -> str:
         """Stream (capped, short): one entry per schedule write, so pollers can re-aim their sleep."""
         return f"{self.prefix}:{{s0}}:sched-changes"
+
+    def schedule_write_keys(self, schedule_id: str) -> list[str]:
+        """The KEYS layout of the scripts that write or delete one schedule (schedule_put, schedule_delete)."""
+        return [
+            self.schedule(schedule_id),
+            self.schedule_due(),
+            self.schedule_index(),
+            self.schedule_audit(schedule_id),
+            self.schedule_changes(),
+        ]

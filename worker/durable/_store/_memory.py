@@ -153,17 +153,7 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     def _audit(self, ex: _Exec, drafts: Sequence[AuditDraft], now_ms: int) -> None:
         for d in drafts:
-            ex.audit.append(
-                AuditEntry(
-                    entry_id=f"{now_ms}-{next(self._audit_seq)}",
-                    at=ms_to_dt(now_ms),  # type: ignore[arg-type]
-                    kind=d.kind,
-                    message=d.message,
-                    step_id=d.step_id,
-                    actor=d.actor,
-                    data=orjson.loads(d.data) if d.data else None,
-                )
-            )
+            ex.audit.append(d.to_entry(f"{now_ms}-{next(self._audit_seq)}", now_ms))
 
     def _status_event(self, ex: _Exec, now_ms: int) -> None:
         seq = next(self._status_seq)

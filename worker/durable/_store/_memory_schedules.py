@@ -15,9 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
-from .._records import AuditEntry, ms_to_dt
+from .._records import AuditEntry
 from ._base import AuditDraft
 from ._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
 
@@ -48,17 +46,7 @@ class MemoryScheduleStore(ScheduleStore):
     ) -> None:
         log = state.audit.setdefault(schedule_id, deque(maxlen=_AUDIT_CAP))
         for d in drafts:
-            log.append(
-                AuditEntry(
-                    entry_id=f"{now_ms}-{next(state.audit_seq)}",
-                    at=ms_to_dt(now_ms),  # type: ignore[arg-type]
-                    kind=d.kind,
-                    message=d.message,
-                    step_id=d.step_id,
-                    actor=d.actor,
-                    data=orjson.loads(d.data) if d.data else None,
-                )
-            )
+            log.append(d.to_entry(f"{now_ms}-{next(state.audit_seq)}", now_ms))
 
     @staticmethod
     def _sched_set_due(state: _SchedState, rec: ScheduleRecord) -> None:

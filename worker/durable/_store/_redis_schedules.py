@@ -106,14 +106,7 @@ class RedisScheduleStore(ScheduleStore):
         create: bool,
         audit: Sequence[AuditDraft] = (),
     ) -> ScheduleRecord | None:
-        k = self.keys
-        keys = [
-            k.schedule(schedule_id),
-            k.schedule_due(),
-            k.schedule_index(),
-            k.schedule_audit(schedule_id),
-            k.schedule_changes(),
-        ]
+        keys = self.keys.schedule_write_keys(schedule_id)
         args: list[Any] = [
             schedule_id,
             spec,
@@ -147,14 +140,7 @@ class RedisScheduleStore(ScheduleStore):
         return [_decode(sid, raw) for sid, raw in zip(ids, raws, strict=True) if raw]
 
     async def delete_schedule(self, schedule_id: str) -> bool:
-        k = self.keys
-        keys = [
-            k.schedule(schedule_id),
-            k.schedule_due(),
-            k.schedule_index(),
-            k.schedule_audit(schedule_id),
-            k.schedule_changes(),
-        ]
+        keys = self.keys.schedule_write_keys(schedule_id)
         return bool(await self._sched_run("schedule_delete", keys, [schedule_id]))
 
     async def claim_due_schedules(self, now_ms: int, claim_ms: int, limit: int = 100) -> list[ScheduleClaim]:
