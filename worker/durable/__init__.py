@@ -3,6 +3,7 @@
 from ._context import SignalResult, WorkflowContext, now, random, uuid4
 from ._describe import FlowShape
 from ._errors import (
+    ActivationAbandoned,
     Cancelled,
     DurableError,
     ExecutionCancelledError,
@@ -37,6 +38,7 @@ from ._worker import Worker
 from ._workflow import Branch, RetryPolicy, Signal, StepId, WorkflowDef, registered_workflows, workflow
 
 __all__ = [
+    "ActivationAbandoned",
     "AuditEntry",
     "Branch",
     "Cancelled",

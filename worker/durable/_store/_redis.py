@@ -53,7 +53,7 @@ from ._base import (
     SuspendOutcome,
 )
 from ._keys import QUEUE_GROUP, Keys
-from ._mux import Mux, Subscriber, sha1
+from ._mux import TRANSIENT_REPLIES, Mux, Subscriber, sha1
 from ._redis_schedules import RedisScheduleStore
 
 __all__ = ["RedisStore"]
@@ -113,6 +113,10 @@ class _Op:
                 raise StoreUnavailable("redis did not answer in time") from timeout
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+        if isinstance(exc, rexc.ReadOnlyError) or (
+            isinstance(exc, rexc.ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
+        ):
+            raise StoreUnavailable(f"redis cannot serve now: {exc}") from exc
 
 
 def _mux_for(redis: aioredis.Redis, op_timeout_s: float | None) -> Mux | None:
