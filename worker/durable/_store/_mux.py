@@ -25,8 +25,7 @@ import collections
 import contextlib
 import hashlib
 import logging
-import os
-import socket
+import select
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -55,6 +54,10 @@ TRANSIENT_REPLIES = (
     "OOM",
     "MISCONF",
 )
+
+
+# poll(2) events that mean the peer closed its end (POLLRDHUP is Linux's; elsewhere only a full hang-up).
+_HUNG_UP = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 
 
 class _NotSent(rexc.ConnectionError):
@@ -113,17 +116,17 @@ class _Proto(asyncio.Protocol):
         self.closed = False
         self.op_timeout_s = op_timeout_s
         self.watchdog: asyncio.TimerHandle | None = None
-        # A second handle on the socket, to see before each write whether the server has hung up.
-        self.probe: socket.socket | None = None
+        # Polled (without waiting) before each write, to see whether the server has hung up.
+        self.probe: select.poll | None = None
 
     # ------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they have the same methods.
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                self.probe = socket.socket(fileno=os.dup(sock.fileno()))
+        if sock is not None and hasattr(select, "poll"):
+            self.probe = select.poll()
+            self.probe.register(sock.fileno(), _HUNG_UP)
         if self.op_timeout_s is not None:
             self.watchdog = self.loop.call_later(self._period(), self._check)
 
@@ -173,14 +176,7 @@ class _Proto(asyncio.Protocol):
     def _peer_closed(self) -> bool:
         """The server hung up (a restart, an idle time-out) and the loop has not noticed yet."""
         probe = self.probe
-        if probe is None:
-            return False
-        try:
-            return probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True
+        return probe is not None and any(events & _HUNG_UP for _fd, events in probe.poll(0))
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -209,9 +205,7 @@ class _Proto(asyncio.Protocol):
 
     def _fail(self, cause: BaseException, message: str) -> None:
         self.closed = True
-        if self.probe is not None:
-            self.probe.close()
-            self.probe = None
+        self.probe = None
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
