@@ -10,7 +10,7 @@ from durable._errors import Cancelled, Suspend, describe_exception, error_from_d
 
 EXPECTED = {
     "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError", "ExecutionCancelledError",
-    "ExecutionFinished", "ExecutionId", "ExecutionNotFailed", "ExecutionNotFound", "ExecutionRecord",
+    "ExecutionConflict", "ExecutionFinished", "ExecutionId", "ExecutionNotFailed", "ExecutionNotFound", "ExecutionRecord",
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
