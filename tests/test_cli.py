@@ -232,6 +232,38 @@ def test_start_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("list")["executions"] == []
 
 
+def test_start_with_a_taken_id(cli: Cli) -> None:
+    assert cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"a": 1, "b": 2}').strip() == "n-1"
+    # The same request again (keys in another order) is idempotent.
+    assert cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"b": 2, "a": 1}').strip() == "n-1"
+    cli.fails_all(
+        case(
+            "start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}',
+            needle="execution id 'n-1' is already taken by an execution of 'cli.tick' with a different input",
+        ),
+        case(
+            "start", "cli.greet", "--id", "n-1", "--input", '{"name": "x"}',
+            needle="execution id 'n-1' is already taken by an execution of workflow 'cli.tick', not 'cli.greet'",
+        ),
+        # Not finished: allow_if_finished refuses a different request too.
+        case(
+            "start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', "--id-reuse", "allow_if_finished",
+            needle="with a different input",
+        ),
+        case("start", "cli.tick", "--id", "n-1", "--id-reuse", "sometimes", needle="--id-reuse", code=2),
+    )  # fmt: skip
+    detail = cli.json("get", "n-1")
+    assert detail["execution"]["input"] == {"a": 1, "b": 2} and detail["execution"]["run"] == 1
+    cli.ok("cancel", "n-1")
+    cli.fails("start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', needle="with a different input")
+    out = cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', "--id-reuse", "allow_if_finished")
+    assert out.strip() == "n-1"
+    detail = cli.json("get", "n-1")
+    assert (detail["execution"]["input"], detail["execution"]["run"], detail["execution"]["status"]) == (
+        {"a": 2}, 2, "pending",
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- signals
 
 

@@ -15,6 +15,7 @@ from durable import (
     Branch,
     Durable,
     ExecutionCancelledError,
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFound,
     InputValidationError,
@@ -224,6 +225,35 @@ async def test_start_is_idempotent_on_execution_id(durable: Durable) -> None:
     assert first == second == "fixed-id"
     await durable.wait(first, timeout=10)
     assert CALLS["three.a"] == 1
+
+
+async def test_start_under_a_taken_id_conflicts_or_replaces_a_finished_run(durable: Durable) -> None:
+    eid = await durable.start(three_steps, 5, execution_id="taken")
+    assert await durable.wait(eid, timeout=10) == {"a": 5, "b": 6, "c": 7}
+    with pytest.raises(ExecutionConflict) as caught:
+        await durable.start(three_steps, 6, execution_id="taken")
+    assert (caught.value.reason, caught.value.workflow_id, caught.value.existing_workflow_id) == (
+        "input", "test.three_steps", "test.three_steps",
+    )  # fmt: skip
+    with pytest.raises(ExecutionConflict, match="'test.typed'") as caught:
+        await durable.start(typed, {"order_id": "o1", "amount": 1}, execution_id="taken")
+    assert caught.value.reason == "workflow" and isinstance(caught.value, ExecutionConflict)
+    record = await durable.get_execution("taken")
+    assert record is not None and record.input == 5 and record.run == 1 and record.status == Status.COMPLETED
+    # Same request: idempotent, even once finished; nothing re-runs.
+    assert await durable.start(three_steps, 5, execution_id="taken") == "taken"
+    assert CALLS["three.a"] == 1
+    # allow_if_finished: a fresh run with the new input, from scratch.
+    result = await durable.start_and_wait(
+        three_steps, 10, execution_id="taken", id_reuse="allow_if_finished", timeout=10
+    )
+    assert result == {"a": 10, "b": 11, "c": 12} and CALLS["three.a"] == 2
+    record = await durable.get_execution("taken")
+    assert record is not None and record.input == 10 and record.run == 2
+    kinds = [a.kind for a in await durable.list_audit_entries("taken")]
+    assert "replaced" in kinds and kinds.count("created") == 2
+    with pytest.raises(ValueError, match="id_reuse"):
+        await durable.start(three_steps, 1, execution_id="taken", id_reuse="sometimes")  # type: ignore[arg-type]
 
 
 async def test_typed_input_and_step_model(durable: Durable) -> None:
