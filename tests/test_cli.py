@@ -232,6 +232,19 @@ def test_start_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("list")["executions"] == []
 
 
+def test_start_validates_a_plain_annotated_input(cli: Cli) -> None:
+    cli.fails_all(
+        case(
+            "start", "cli.count", "--input", '"notint"',
+            needle="input for workflow 'cli.count' is invalid: (root): Input should be a valid integer",
+        ),
+        case("start", "cli.count", needle="input for workflow 'cli.count' is invalid"),  # no input: None
+    )  # fmt: skip
+    assert cli.json("list")["executions"] == []
+    eid = cli.ok("start", "cli.count", "--input", "21").strip()
+    assert cli.json("get", eid)["execution"]["input"] == 21
+
+
 def test_start_with_a_taken_id(cli: Cli) -> None:
     assert cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"a": 1, "b": 2}').strip() == "n-1"
     # The same request again (keys in another order) is idempotent.
