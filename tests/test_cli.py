@@ -170,12 +170,13 @@ def test_start_get_and_list_with_a_worker(cli: Cli, worker: WorkerProcess, tmp_p
     for needle in ("completed", "compose", "hello Ada", "Steps", "Audit", "created"):
         assert needle in text
 
-    # Input from a file, an explicit id, and idempotence on that id.
+    # Input from a file, an explicit id, and idempotence on that id (for the same input; another
+    # input under that id is refused, see test_start_with_a_taken_id).
     (tmp_path / "in.json").write_text('{"name": "Grace"}')
     started = cli.json("start", "cli.greet", "--input", f"@{tmp_path / 'in.json'}", "--id", "greet-grace")
     assert started == {"execution_id": "greet-grace", "workflow_id": "cli.greet"}
     assert (
-        cli.ok("start", "cli.greet", "--input", '{"name": "Other"}', "--id", "greet-grace").strip()
+        cli.ok("start", "cli.greet", "--input", '{"name": "Grace"}', "--id", "greet-grace").strip()
         == "greet-grace"
     )
     assert cli.wait_status("greet-grace", "completed")["execution"]["result"] == {"greeting": "hello Grace"}
