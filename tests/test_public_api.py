@@ -9,8 +9,9 @@ from durable import DurableError, ExecutionNotFound, NonDeterminismError, Workfl
 from durable._errors import ActivationAbandoned, Cancelled, Suspend, describe_exception, error_from_dict
 
 EXPECTED = {
-    "ActivationAbandoned", "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError", "ExecutionCancelledError",
-    "ExecutionFinished", "ExecutionId", "ExecutionNotFailed", "ExecutionNotFound", "ExecutionRecord",
+    "ActivationAbandoned", "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError",
+    "ExecutionCancelledError", "ExecutionConflict", "ExecutionFinished", "ExecutionId", "ExecutionNotFailed",
+    "ExecutionNotFound", "ExecutionRecord",
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",

@@ -72,6 +72,16 @@ class ExecutionNotFailed(PermanentError):
     default_message = "the execution has not failed"
 
 
+class ExecutionConflict(PermanentError):
+    """An execution id already names an execution of another workflow or with another input.
+
+    Fields: `execution_id`, `workflow_id` (requested), `existing_workflow_id`, and `reason`:
+    `"workflow"` or `"input"`. Nothing was written.
+    """
+
+    default_message = "the execution id is taken by a different request"
+
+
 class InputValidationError(PermanentError, ValueError):
     default_message = "input failed validation"
 
