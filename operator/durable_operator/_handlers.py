@@ -30,7 +30,7 @@ from durable import (
 
 from ._kube import KubeError
 from ._metrics import metrics
-from ._mirror import announce
+from ._mirror import write_execution_status
 from ._models import (
     GROUP,
     VERSION,
@@ -55,7 +55,7 @@ from ._runtime import (
     user_execution_id,
     workflow_ref,
 )
-from ._status import condition, execution_status, failed_status, one_line
+from ._status import condition, failed_status, one_line
 from ._workers import ensure_worker_deployment, worker_status
 
 log = logging.getLogger("durable_operator")
@@ -278,10 +278,21 @@ async def execution_start(
         )
     if record is None:
         raise kopf.TemporaryError(f"execution {eid} is not readable yet", delay=1)
-    new_status = execution_status(record, status, generation, rt.config.result_cap)
-    patch.status.update(new_status)
-    await announce(rt.kube, _obj(body), status.get("phase"), new_status, record.workflow_id)
+    await _write_status(rt, namespace, name, eid, mark_lost=False)
     _count("DurableExecution", "ok")
+
+
+async def _write_status(rt: Runtime, namespace: str, name: str, eid: str, *, mark_lost: bool) -> None:
+    """The execution's status, written by the guarded writer the mirror uses (never backwards).
+
+    Not through kopf's `patch`: kopf applies it after the handler returns, without a
+    precondition, over whatever the mirror wrote meanwhile.
+    """
+    try:
+        await write_execution_status(rt, namespace, name, eid, mark_lost=mark_lost)
+    except KubeError as exc:
+        _count("DurableExecution", "error")
+        raise kopf.TemporaryError(f"status of {eid}: {exc}", delay=1) from exc
 
 
 async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kwargs: Any) -> None:
@@ -292,19 +303,8 @@ async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: 
         await execution_start(body=body, meta=meta, status=status, patch=patch, memo=memo, **kwargs)
         return
     rt.executions[eid] = (meta["namespace"], meta["name"])
-    record = await rt.durable.get_execution(eid)
-    if record is None:
-        if status.get("phase") != Phase.FAILED.value:
-            patch.status.update(
-                failed_status(
-                    "ExecutionLost",
-                    f"execution {eid!r} is gone from the store",
-                    meta.get("generation"),
-                    status,
-                )
-            )
-        return
-    patch.status.update(execution_status(record, status, meta.get("generation"), rt.config.result_cap))
+    # A CR whose execution is gone from the store fails as ExecutionLost, unless it shows a final phase.
+    await _write_status(rt, meta["namespace"], meta["name"], eid, mark_lost=True)
 
 
 async def execution_delete(
