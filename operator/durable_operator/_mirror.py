@@ -180,7 +180,7 @@ class StatusMirror:
         store = self.runtime.durable.store
         backoff = 0.5
         claim_every = max(cfg.claim_idle_seconds / 2, 0.1)
-        next_claim = 0.0
+        next_claim = next_resync = 0.0
         while True:
             try:
                 if self.consumer is None:
@@ -188,6 +188,11 @@ class StatusMirror:
                     await self._begin_term(0, reconcile=self._reconcile)
                     self._reconcile = False
                     next_claim = time.monotonic() + claim_every
+                    next_resync = time.monotonic() + cfg.resync_seconds
+                elif cfg.resync_seconds > 0 and time.monotonic() >= next_resync:
+                    next_resync = time.monotonic() + cfg.resync_seconds
+                    await self.reconcile(await self.prime())
+                    self.reconciles += 1
                 elif time.monotonic() >= next_claim:
                     # Between batches: entries a deposed replica read and never acknowledged.
                     next_claim = time.monotonic() + claim_every
