@@ -133,7 +133,16 @@ _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """The emulator plus the metadata a real API server assigns on create and on spec changes."""
+    """The emulator plus what a real API server does besides: metadata on create and on spec changes,
+    and a patch's `metadata.resourceVersion` as a precondition (409 Conflict when it is not the
+    object's). It records every DurableExecution status it stores (`phases`, for tests that check
+    a phase never goes backwards)."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        #: name -> [(phase, observedVersion)] of each DurableExecution, one entry per stored change.
+        self.phases: dict[str, list[tuple[str | None, str | None]]] = {}
+        self.conflicts = 0
 
     async def _handle(self, request: Any) -> Any:
         action = getattr(request, "action", None)
@@ -150,12 +159,41 @@ class Emulator(kmock.KubernetesEmulator):
             elif action == kmock.action.UPDATE and request.name is not None:
                 key = (request.resource, request.namespace, request.name)
                 current = self.objects[key] if key in self.objects else None  # noqa: SIM401 - no .get()
+                wanted = (data.get("metadata") or {}).get("resourceVersion")
+                have = current.get("metadata", {}).get("resourceVersion") if current is not None else None
+                if wanted is not None and current is not None and str(wanted) != str(have):
+                    self.conflicts += 1
+                    return await self._render_error(
+                        kmock.KubernetesError(
+                            status=409,
+                            reason="Conflict",
+                            message=f"the object has been modified (resourceVersion {have}, not {wanted})",
+                        )
+                    )
                 meta = data.setdefault("metadata", {})
                 if isinstance(meta, dict):
                     meta["resourceVersion"] = str(next_version())
                     if current is not None and "spec" in data and data["spec"] != current.get("spec"):
                         meta["generation"] = int(current.get("metadata", {}).get("generation", 1)) + 1
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        if (
+            action in (kmock.action.CREATE, kmock.action.UPDATE)
+            and request.resource is not None
+            and request.resource.plural == "durableexecutions"
+        ):
+            self._record_phase(request)
+        return response
+
+    def _record_phase(self, request: Any) -> None:
+        name = request.name or ((getattr(request, "data", None) or {}).get("metadata") or {}).get("name")
+        key = (request.resource, request.namespace, name)
+        if name is None or key not in self.objects or self.objects[key].deleted:
+            return
+        status = json.loads(json.dumps(self.objects[key].raw)).get("status") or {}
+        entry = (status.get("phase"), status.get("observedVersion"))
+        history = self.phases.setdefault(name, [])
+        if not history or history[-1] != entry:
+            history.append(entry)
 
 
 _version = 1000

@@ -31,7 +31,7 @@ from durable import (
 
 from ._kube import KubeError
 from ._metrics import metrics
-from ._mirror import announce
+from ._mirror import write_execution_status
 from ._models import (
     GROUP,
     VERSION,
@@ -56,7 +56,7 @@ from ._runtime import (
     user_execution_id,
     workflow_ref,
 )
-from ._status import condition, execution_status, failed_status, one_line
+from ._status import condition, failed_status, one_line
 from ._workers import ensure_worker_deployment, worker_status
 
 log = logging.getLogger("durable_operator")
@@ -290,9 +290,7 @@ async def execution_start(
         )
     if record is None:
         raise kopf.TemporaryError(f"execution {eid} is not readable yet", delay=1)
-    new_status = execution_status(record, status, generation, rt.config.result_cap)
-    patch.status.update(new_status)
-    await announce(rt.kube, _obj(body), status.get("phase"), new_status, record.workflow_id)
+    await _write_status(rt, namespace, name, eid, mark_lost=False)
     _count("DurableExecution", "ok")
 
 
@@ -336,17 +334,12 @@ async def _report_conflict(
         f"{what} changed after execution {eid} started; it keeps running as it started "
         f"(the spec is immutable: create a new DurableExecution to run it again)"
     )
-    record = await rt.durable.get_execution(eid)
-    new_status = (
-        execution_status(record, status, generation, rt.config.result_cap)
-        if record is not None
-        else dict(status)
+    # Only the conflict's own fields: the phase and the rest belong to the guarded writer, which
+    # never moves them backwards (kopf applies this patch later, without a precondition).
+    patch.status["reason"], patch.status["message"] = "ExecutionConflict", message
+    patch.status["conditions"] = condition(
+        status.get("conditions"), "InputConflict", True, "ExecutionConflict", message, generation
     )
-    new_status["reason"], new_status["message"] = "ExecutionConflict", message
-    new_status["conditions"] = condition(
-        new_status.get("conditions"), "InputConflict", True, "ExecutionConflict", message, generation
-    )
-    patch.status.update(new_status)
     await rt.kube.event(_obj(body), "Warning", "ExecutionConflict", message)
     _count("DurableExecution", "invalid")
 
@@ -367,6 +360,19 @@ async def execution_input_changed(body: Any, meta: Any, status: Any, patch: Any,
     await _input_conflict(rt, body, eid, ref.workflow_id, spec.input, status, patch)
 
 
+async def _write_status(rt: Runtime, namespace: str, name: str, eid: str, *, mark_lost: bool) -> None:
+    """The execution's status, written by the guarded writer the mirror uses (never backwards).
+
+    Not through kopf's `patch`: kopf applies it after the handler returns, without a
+    precondition, over whatever the mirror wrote meanwhile.
+    """
+    try:
+        await write_execution_status(rt, namespace, name, eid, mark_lost=mark_lost)
+    except KubeError as exc:
+        _count("DurableExecution", "error")
+        raise kopf.TemporaryError(f"status of {eid}: {exc}", delay=1) from exc
+
+
 async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kwargs: Any) -> None:
     """On operator start: an unstarted CR starts; a started one is reconciled against Redis."""
     rt = _rt(memo)
@@ -375,19 +381,8 @@ async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: 
         await execution_start(body=body, meta=meta, status=status, patch=patch, memo=memo, **kwargs)
         return
     rt.executions[eid] = (meta["namespace"], meta["name"])
-    record = await rt.durable.get_execution(eid)
-    if record is None:
-        if status.get("phase") != Phase.FAILED.value:
-            patch.status.update(
-                failed_status(
-                    "ExecutionLost",
-                    f"execution {eid!r} is gone from the store",
-                    meta.get("generation"),
-                    status,
-                )
-            )
-        return
-    patch.status.update(execution_status(record, status, meta.get("generation"), rt.config.result_cap))
+    # A CR whose execution is gone from the store fails as ExecutionLost, unless it shows a final phase.
+    await _write_status(rt, meta["namespace"], meta["name"], eid, mark_lost=True)
 
 
 async def execution_delete(

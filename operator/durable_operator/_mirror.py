@@ -45,12 +45,15 @@ from ._runtime import (
     path,
     workflow_ref,
 )
-from ._status import execution_status, one_line
+from ._status import execution_status, failed_status, is_older, one_line
 
 log = logging.getLogger("durable_operator.mirror")
 
 #: How long a user execution's events wait for its CR to show up in the watch stream.
 _DEFER_SECONDS = 30.0
+#: How often one status write re-reads and retries when another writer got in between.
+_CONFLICT_RETRIES = 5
+_FINAL_PHASES = frozenset(p.value for p in Phase if p.is_final)
 
 
 class RateLimiter:
@@ -85,7 +88,10 @@ class StatusMirror:
         self.consumer: str | None = None
         self.batches = 0
         self.claimed = 0
+        self.reconciles = 0
         self.healthy = True
+        #: The next term reconciles every CR (set at start and after every failure).
+        self._reconcile = True
 
     @property
     def running(self) -> bool:
@@ -93,6 +99,7 @@ class StatusMirror:
 
     def start(self) -> None:
         if self._task is None:
+            self._reconcile = True
             self._task = asyncio.create_task(self.run(), name="durable-status-mirror")
 
     async def stop(self) -> None:
@@ -107,8 +114,13 @@ class StatusMirror:
         base = self.runtime.config.consumer
         return f"{base}/{self.replica}/{next(self._terms)}" if self.replica else f"{base}/{next(self._terms)}"
 
-    async def _begin_term(self, min_idle_ms: int) -> None:
-        """A fresh consumer name that holds whatever the group left unacknowledged; fresh views."""
+    async def _begin_term(self, min_idle_ms: int, reconcile: bool = False) -> None:
+        """A fresh consumer name that holds whatever the group left unacknowledged; fresh views.
+
+        With `reconcile`, every CR is then brought in step with Redis: what a term that starts
+        after an outage does (a Redis that restarted empty lost its stream and its group, and so
+        the events of whatever changed), and the first term of a newly active replica.
+        """
         consumer = self._next_consumer()
         cfg = self.runtime.config
         store = self.runtime.durable.store
@@ -118,11 +130,34 @@ class StatusMirror:
             log.info("status mirror: claimed %d unacknowledged status events as %s", claimed, consumer)
             self.claimed += claimed
         self.consumer = consumer
-        await self.prime()
+        listed = await self.prime()
+        if reconcile:
+            await self.reconcile(listed)
+            self.reconciles += 1
 
-    async def prime(self) -> None:
-        """Fill the views kopf's watch streams keep (they lag, or were paused, when a term begins)."""
+    async def reconcile(self, listed: list[dict[str, Any]]) -> None:
+        """Every started DurableExecution against Redis (as the start-up reconcile does)."""
+        for body in listed:
+            meta = body.get("metadata") or {}
+            eid = (body.get("status") or {}).get("executionId")
+            if eid and meta.get("name") and not meta.get("deletionTimestamp"):
+                await write_execution_status(
+                    self.runtime,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    str(eid),
+                    self.limiter,
+                    mark_lost=True,
+                    obj=body,
+                )
+
+    async def prime(self) -> list[dict[str, Any]]:
+        """Fill the views kopf's watch streams keep (they lag, or were paused, when a term begins).
+
+        Returns the DurableExecutions it listed.
+        """
         rt = self.runtime
+        listed: list[dict[str, Any]] = []
         for ns in self.namespaces or (None,):
             for body in await rt.kube.list(path("DurableWorkflow", ns)):
                 try:
@@ -133,23 +168,31 @@ class StatusMirror:
                     ref = workflow_ref(body, spec)
                     rt.workflows.setdefault((ref.namespace, ref.name), ref)
             for body in await rt.kube.list(path("DurableExecution", ns)):
+                listed.append(body)
                 eid = execution_id_of(body)
                 meta = body.get("metadata") or {}
                 if eid and meta.get("name"):
                     rt.executions.setdefault(eid, (meta.get("namespace", ns or ""), meta["name"]))
+        return listed
 
     async def run(self) -> None:
         cfg = self.runtime.config
         store = self.runtime.durable.store
         backoff = 0.5
         claim_every = max(cfg.claim_idle_seconds / 2, 0.1)
-        next_claim = 0.0
+        next_claim = next_resync = 0.0
         while True:
             try:
                 if self.consumer is None:
                     # Term start: claim everything (a replica that stopped mid-batch, our own last term).
-                    await self._begin_term(0)
+                    await self._begin_term(0, reconcile=self._reconcile)
+                    self._reconcile = False
                     next_claim = time.monotonic() + claim_every
+                    next_resync = time.monotonic() + cfg.resync_seconds
+                elif cfg.resync_seconds > 0 and time.monotonic() >= next_resync:
+                    next_resync = time.monotonic() + cfg.resync_seconds
+                    await self.reconcile(await self.prime())
+                    self.reconciles += 1
                 elif time.monotonic() >= next_claim:
                     # Between batches: entries a deposed replica read and never acknowledged.
                     next_claim = time.monotonic() + claim_every
@@ -202,6 +245,7 @@ class StatusMirror:
                 # The store reads a consumer's pending entries only on its first reads: a new term
                 # (which claims them) makes the entries of the failed batch come round again.
                 self.consumer = None
+                self._reconcile = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -220,34 +264,8 @@ class StatusMirror:
         self._deferred.pop(execution_id, None)
         await self.refresh(key[0], key[1], execution_id)
 
-    async def refresh(
-        self, namespace: str, name: str, execution_id: str, obj: dict[str, Any] | None = None
-    ) -> None:
-        rt = self.runtime
-        record = await rt.durable.get_execution(execution_id)
-        if record is None:
-            return
-        if obj is None:
-            obj = await rt.kube.get(path("DurableExecution", namespace, name))
-            if obj is None:
-                rt.forget_execution(namespace, name)
-                return
-        old = obj.get("status") or {}
-        generation = (obj.get("metadata") or {}).get("generation")
-        status = execution_status(record, old, generation, rt.config.result_cap)
-        if _same(old, status):
-            return
-        await self.limiter.take()
-        try:
-            await rt.kube.merge_patch(path("DurableExecution", namespace, name, "status"), {"status": status})
-        except KubeError as exc:
-            metrics().status_patches.labels(outcome="error").inc()
-            if exc.status == 404:
-                rt.forget_execution(namespace, name)
-                return
-            raise
-        metrics().status_patches.labels(outcome="ok").inc()
-        await announce(self.runtime.kube, obj, old.get("phase"), status, record.workflow_id)
+    async def refresh(self, namespace: str, name: str, execution_id: str) -> None:
+        await write_execution_status(self.runtime, namespace, name, execution_id, self.limiter)
 
     async def _ensure_mirror(self, execution_id: str, workflow_id: str | None) -> tuple[str, str] | None:
         rt = self.runtime
@@ -291,6 +309,78 @@ class StatusMirror:
                 raise
         rt.executions[execution_id] = (ref.namespace, name)
         return ref.namespace, name
+
+
+async def write_execution_status(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    execution_id: str,
+    limiter: RateLimiter | None = None,
+    *,
+    mark_lost: bool = False,
+    obj: dict[str, Any] | None = None,
+) -> bool:
+    """Bring one DurableExecution's status in step with Redis, never backwards. True when it patched.
+
+    Every writer of execution status goes through here. The status is re-read from Redis and
+    patched only when it is not older than the one the CR holds (`observedVersion`), and the
+    patch carries the resourceVersion it was compared with: a writer that got in between makes
+    it a 409, and the comparison runs again. With `mark_lost`, a CR whose execution is gone
+    from the store fails as ExecutionLost, unless it already shows a final phase. `obj`, when
+    given, is the CR as just listed (it saves the first read).
+    """
+    for _ in range(_CONFLICT_RETRIES):
+        record = await rt.durable.get_execution(execution_id)
+        if obj is None:
+            obj = await rt.kube.get(path("DurableExecution", namespace, name))
+        if obj is None:
+            rt.forget_execution(namespace, name)
+            return False
+        meta = obj.get("metadata") or {}
+        old = obj.get("status") or {}
+        generation = meta.get("generation")
+        if record is None:
+            if not mark_lost or old.get("phase") in _FINAL_PHASES:
+                return False
+            message = f"execution {execution_id!r} is gone from the store"
+            status = failed_status("ExecutionLost", message, generation, old)
+        else:
+            status = execution_status(record, old, generation, rt.config.result_cap)
+            if is_older(status["observedVersion"], old.get("observedVersion")):
+                metrics().status_patches.labels(outcome="stale").inc()
+                log.debug(
+                    "%s/%s: not replacing status %s with the older %s",
+                    namespace,
+                    name,
+                    old.get("observedVersion"),
+                    status["observedVersion"],
+                )
+                return False
+        if _same(old, status):
+            return False
+        if limiter is not None:
+            await limiter.take()
+        body: dict[str, Any] = {"status": status}
+        if meta.get("resourceVersion"):
+            body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+        try:
+            await rt.kube.merge_patch(path("DurableExecution", namespace, name, "status"), body)
+        except KubeError as exc:
+            if exc.status == 409:
+                metrics().status_patches.labels(outcome="conflict").inc()
+                obj = None
+                continue
+            metrics().status_patches.labels(outcome="error").inc()
+            if exc.status == 404:
+                rt.forget_execution(namespace, name)
+                return False
+            raise
+        metrics().status_patches.labels(outcome="ok").inc()
+        if record is not None:
+            await announce(rt.kube, obj, old.get("phase"), status, record.workflow_id)
+        return True
+    raise KubeError(409, f"DurableExecution {namespace}/{name}: status kept changing under the mirror")
 
 
 def _wants(ref: WorkflowRef, phase: Phase) -> bool:
@@ -343,6 +433,7 @@ __all__ = [
     "one_line",
     "pending_elsewhere",
     "prune_status_consumers",
+    "write_execution_status",
 ]
 
 

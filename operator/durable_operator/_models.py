@@ -352,6 +352,15 @@ class DurableExecutionStatus(_Model):
     )
     result_truncated: bool | None = None
     error: ExecutionError | None = None
+    observed_version: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[0-9]+(\.[0-9]+){3}$",
+        description=(
+            "Order of the engine record this status was taken from (attempt.activation.stage.updatedMs);"
+            " the operator never replaces it with an older one, so a phase never goes backwards."
+        ),
+    )
 
 
 # ---------------------------------------------------------------- DurableSignal

@@ -49,6 +49,10 @@ class OperatorConfig:
     activity_interval: float = 2.0
     #: Entries another consumer left unacknowledged this long are claimed (besides at each term start).
     claim_idle_seconds: float = 60.0
+    #: How often the mirror reconciles every CR against Redis besides at term starts (0: never). A
+    #: safety net for events lost without an error the mirror saw: a Redis that restarted empty
+    #: faster than the client's retries (the group is re-created silently), a trimmed stream.
+    resync_seconds: float = 300.0
     batch_size: int = 256
     batch_window: float = 0.2
     max_patches_per_second: float = 50.0

@@ -1,4 +1,19 @@
-"""CR status documents: engine records as DurableExecution status, and conditions."""
+"""CR status documents: engine records as DurableExecution status, and conditions.
+
+Several writers put an execution's status into its CR (the status mirror, kopf's start and
+resume handlers, a replica that is being deposed), each from a record it read from Redis a
+moment earlier, so a write can be older than the one it replaces. `record_version` orders
+the records of one execution the way the engine moves through them, and every status carries
+it as `observedVersion`; a writer refuses to replace a newer one (`is_older`). The order is
+(attempt, activation, stage, updated ms):
+
+- attempt: a retry makes a failed execution pending again, under a higher attempt;
+- activation: every lease acquisition counts one and makes the execution running;
+- stage within one activation: pending < running < sleeping/waiting < final. Running and
+  waiting/sleeping alternate for one execution, but only across activations;
+- the record's update time orders the step changes of one running activation (one writer,
+  the lease holder).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +23,34 @@ from ._models import PHASES, ConditionStatus, Phase, iso, json_size, now_iso
 
 if TYPE_CHECKING:
     from durable import ExecutionRecord
+
+
+#: The stage of a phase within one activation (finals are 3).
+_STAGES = {Phase.PENDING: 0, Phase.RUNNING: 1, Phase.SLEEPING: 2, Phase.WAITING: 2}
+
+
+def record_version(record: ExecutionRecord) -> str:
+    """The ordering key of one of an execution's records, as `observedVersion` holds it."""
+    phase = PHASES.get(str(record.status), Phase.PENDING)
+    stage = 3 if phase.is_final else _STAGES.get(phase, 0)
+    updated = round(record.updated_at.timestamp() * 1000)
+    return f"{record.attempt}.{record.activations}.{stage}.{updated}"
+
+
+def parse_version(text: Any) -> tuple[int, ...] | None:
+    """`record_version`'s key as a tuple; None for a missing or malformed one (written by someone else)."""
+    if not isinstance(text, str):
+        return None
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def is_older(new: Any, old: Any) -> bool:
+    """Would a status of version `new` replace a newer one (`old`)? Unknown versions never block."""
+    new_key, old_key = parse_version(new), parse_version(old)
+    return new_key is not None and old_key is not None and new_key < old_key
 
 
 def one_line(text: Any, limit: int = 300) -> str:
@@ -65,6 +108,7 @@ def execution_status(
         "result": None,
         "resultTruncated": None,
         "error": None,
+        "observedVersion": record_version(record),
     }
     if generation is not None:
         status["observedGeneration"] = generation

@@ -30,3 +30,17 @@ def _boom(order: dict[str, Any]) -> None:
 @workflow("test.failing")
 async def failing(ctx: Any, order: dict[str, Any]) -> None:
     await ctx.step("charge-card", _boom, order)
+
+
+def _work(order: dict[str, Any], index: int) -> int:
+    return int(order.get("id", 0)) * 10 + index
+
+
+@workflow("test.multistep")
+async def multistep(ctx: Any, order: dict[str, Any]) -> dict[str, Any]:
+    """Steps with durable sleeps between them: many status changes, several activations."""
+    done = []
+    for index in range(int(order.get("steps", 3))):
+        done.append(await ctx.step(f"work-{index}", _work, order, index))
+        await ctx.sleep(float(order.get("sleep", 0.1)), step_id=f"pause-{index}")
+    return {"id": order.get("id"), "done": done}
