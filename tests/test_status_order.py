@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import random
 
@@ -79,6 +80,16 @@ def test_a_final_phase_gives_way_only_to_a_retry() -> None:
     for record in HISTORY[:8]:
         assert is_older(record_version(record), failed)
     assert not is_older(record_version(HISTORY[9]), failed)  # the retry: pending again, legitimately
+
+
+def test_a_fresh_run_under_the_same_id_is_newer_than_the_last_one() -> None:
+    finished = record_version(HISTORY[-1])
+    fresh = record_version(dataclasses.replace(_record(Status.PENDING, 0), run=2))
+    assert is_older(finished, fresh) and not is_older(fresh, finished)
+    # A version written before versions carried the run counts as the first run's.
+    legacy = finished.split(".", 1)[1]
+    assert parse_version(legacy) == parse_version(finished)
+    assert is_older(legacy, fresh)
 
 
 def test_unknown_versions_never_block() -> None:

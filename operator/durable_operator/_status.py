@@ -5,8 +5,10 @@ resume handlers, a replica that is being deposed), each from a record it read fr
 moment earlier, so a write can be older than the one it replaces. `record_version` orders
 the records of one execution the way the engine moves through them, and every status carries
 it as `observedVersion`; a writer refuses to replace a newer one (`is_older`). The order is
-(attempt, activation, stage, updated ms):
+(run, attempt, activation, stage, updated ms):
 
+- run: `id_reuse="allow_if_finished"` starts a fresh run under a finished execution's id, its
+  attempt and activation counts from zero again;
 - attempt: a retry makes a failed execution pending again, under a higher attempt;
 - activation: every lease acquisition counts one and makes the execution running;
 - stage within one activation: pending < running < sleeping/waiting < final. Running and
@@ -34,7 +36,7 @@ def record_version(record: ExecutionRecord) -> str:
     phase = PHASES.get(str(record.status), Phase.PENDING)
     stage = 3 if phase.is_final else _STAGES.get(phase, 0)
     updated = round(record.updated_at.timestamp() * 1000)
-    return f"{record.attempt}.{record.activations}.{stage}.{updated}"
+    return f"{record.run}.{record.attempt}.{record.activations}.{stage}.{updated}"
 
 
 def parse_version(text: Any) -> tuple[int, ...] | None:
@@ -42,7 +44,9 @@ def parse_version(text: Any) -> tuple[int, ...] | None:
     if not isinstance(text, str):
         return None
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if len(parts) == 4:
+        parts.insert(0, "1")  # written before versions carried the run: the first run
+    if len(parts) != 5 or not all(p.isdigit() for p in parts):
         return None
     return tuple(int(p) for p in parts)
 
