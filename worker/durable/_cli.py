@@ -90,7 +90,7 @@ class Settings:
         from ._store._redis import RedisStore
 
         self.load_apps()
-        options = {} if op_timeout_s is None else {"op_timeout_s": op_timeout_s}
+        options: dict[str, Any] = {} if op_timeout_s is None else {"op_timeout_s": op_timeout_s}
         try:
             store = RedisStore.from_url(self.redis_url, **options)
         except ValueError as exc:
