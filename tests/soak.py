@@ -57,11 +57,13 @@ class Config:
     seed: int = field(default_factory=lambda: random.randrange(1, 1_000_000))
     workers: int = 3
     concurrency: int = 16
-    lease_ttl: float = 1.5
-    visibility: float = 2.0
-    op_timeout: float = 1.0  # the workers' RedisStore deadline per operation
-    pause_s: float = 2.5  # CLIENT PAUSE: longer than op_timeout
-    stop_s: float = 4.0  # SIGSTOP: past lease_ttl and visibility
+    lease_ttl: float = 3.0
+    visibility: float = 3.0
+    op_timeout: float = 0.6  # the workers' RedisStore deadline per operation
+    # CLIENT PAUSE: longer than op_timeout, so commits time out, but shorter than what is left of a
+    # lease renewed every third of its ttl, so the writes that follow the pause still hold their fence.
+    pause_s: float = 1.6
+    stop_s: float = 5.0  # SIGSTOP: past lease_ttl and visibility
     kill_gap: tuple[float, float] = (2.5, 6.0)  # seconds between two SIGKILLs
     settle_s: float = 60.0  # after the window, how long executions may take to finish
     # Each store fault is also a window a body's commit may fall in: the fault's own span plus this.
@@ -113,7 +115,8 @@ class Planned:
 def plan_executions(cfg: Config, rng: random.Random) -> list[Planned]:
     out = []
     for i in range(cfg.executions):
-        holds = [rng.randint(10, 80) for _ in range(4)]
+        # Mostly short bodies; some long ones, so that commits keep starting while a fault lasts.
+        holds = [rng.randint(10, 80) if rng.random() < 0.75 else rng.randint(200, 1500) for _ in range(4)]
         start_at = cfg.seconds * i / cfg.executions
         eid = f"soak-{cfg.seed}-{i:05d}"
         kind = rng.random()
@@ -163,6 +166,8 @@ class Harness:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.all_workers: list[subprocess.Popen[bytes]] = []
         self.stopped: set[int] = set()
+        self.resumed: dict[int, float] = {}
+        self.loading_errors: Counter[str] = Counter()
         self.timeline: list[Fault] = []
         self.client: Durable | None = None
         self.t_start = 0.0
@@ -218,7 +223,13 @@ class Harness:
         while True:
             try:
                 return await fn(*args, **kwargs)
-            except StoreUnavailable:
+            except (StoreUnavailable, redis.ResponseError) as exc:
+                # A restarted redis-server answers -LOADING while it replays its AOF; the store passes
+                # that through as a plain ResponseError (a finding, counted), so retry it here too.
+                if isinstance(exc, redis.ResponseError):
+                    if not str(exc).startswith("LOADING"):
+                        raise
+                    self.loading_errors[what] += 1
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(delay)
@@ -276,7 +287,13 @@ class Harness:
 
     async def _victim(self) -> subprocess.Popen[bytes]:
         """A running, not stopped worker; mostly one that is inside a step body right now."""
-        live = [w for w in self.workers if w.poll() is None and w.pid not in self.stopped]
+        # Not one that is stopped or just resumed: let a resumed worker find out it lost its leases.
+        now = time.time()
+        live = [
+            w
+            for w in self.workers
+            if w.poll() is None and w.pid not in self.stopped and now - self.resumed.get(w.pid, 0) > 3
+        ] or [w for w in self.workers if w.poll() is None and w.pid not in self.stopped]
         if self.rng.random() < 0.75:
             effects = self._effects()
             try:
@@ -289,6 +306,17 @@ class Harness:
             finally:
                 effects.close()
         return self.rng.choice(live)
+
+    async def _bodies_running(self, n: int, within: float) -> None:
+        effects = self._effects()
+        try:
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                if sum(max(0, int(v)) for v in effects.hgetall(soak_app.BUSY).values()) >= n:
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            effects.close()
 
     async def _inject(self, faults: list[tuple[float, str]]) -> None:
         for at, kind in faults:
@@ -311,6 +339,7 @@ class Harness:
                 await asyncio.sleep(self.cfg.stop_s)
                 victim.send_signal(signal.SIGCONT)
                 self.stopped.discard(victim.pid)
+                self.resumed[victim.pid] = time.time()
                 self.timeline.append(Fault("stop", t0, time.time(), victim.pid))
             elif kind == "restart":
                 t0 = time.time()
@@ -319,6 +348,7 @@ class Harness:
                 await asyncio.to_thread(self.store_server.start)
                 self.timeline.append(Fault("restart", t0, time.time()))
             elif kind == "pause":
+                await self._bodies_running(3, within=2.0)  # a pause that no commit meets tests nothing
                 admin = redis.Redis.from_url(self.store_server.url)
                 try:
                     t0 = time.time()
@@ -356,9 +386,16 @@ class Report:
     body_runs: int = 0
     double_runs: Counter[str] = field(default_factory=Counter)
     completed: int = 0
+    failed: int = 0  # executions that ended FAILED
+    wrong: int = 0  # executions that completed with a result their input does not imply
+    unasked: int = 0  # compensations that ran although the workflow did not ask for them
     stuck: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # Not outcome failures, but worth a look: ERROR lines in the worker logs (by exception) and
+    # -LOADING answers the harness's own client had to retry after the restart.
+    worker_errors: Counter[str] = field(default_factory=Counter)
+    client_loading_retries: int = 0
     window_s: float = 0.0
     settle_s: float = 0.0
     check_s: float = 0.0
@@ -372,7 +409,7 @@ class Report:
         rows = [
             ("seed", self.seed),
             ("executions", self.executions),
-            ("completed right", self.completed),
+            ("completed, right result", self.completed),
             ("step body runs", self.body_runs),
             ("worker SIGKILLs", self.kills),
             ("worker SIGSTOPs", self.stops),
@@ -381,10 +418,19 @@ class Report:
             ("workers started", self.workers_spawned),
             ("double runs, explained", explained),
             *((f"  by {cause}", n) for cause, n in sorted(self.double_runs.items())),
+            ("failed executions", self.failed),
+            ("wrong results", self.wrong),
+            ("unasked compensations", self.unasked),
             ("stuck", len(self.stuck)),
             ("lost", len(self.lost)),
             ("failures", len(self.failures)),
-            ("time (window/settle/check)", f"{self.window_s:.1f} s / {self.settle_s:.1f} s / {self.check_s:.1f} s"),
+            ("worker ERROR logs", sum(self.worker_errors.values())),
+            *((f"  {what}", n) for what, n in self.worker_errors.most_common(5)),
+            ("client -LOADING retries", self.client_loading_retries),
+            (
+                "time (window/settle/check)",
+                f"{self.window_s:.1f} s / {self.settle_s:.1f} s / {self.check_s:.1f} s",
+            ),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
@@ -392,6 +438,15 @@ class Report:
 
 
 _RUN_IN_ERROR = re.compile(r"\(run (\d+)\)")
+
+
+def _starts(effects: redis.Redis, eid: str, body: str) -> list[dict[str, Any]]:
+    events = (json.loads(e) for e in effects.lrange(soak_app.log_key(eid, body), 0, -1))
+    return [e for e in events if e["ev"] == "start"]
+
+
+def _short(error: dict[str, Any] | None) -> str:
+    return "none" if not error else f"{error.get('type')}: {str(error.get('message'))[:160]}"
 
 
 def _committed_run(step: Any) -> int | None:
@@ -450,8 +505,12 @@ async def check(h: Harness, executions: list[Planned], finals: dict[str, Any]) -
         if record.status != Status.COMPLETED or record.result != p.expected():
             rep.failures.append(
                 f"{p.eid} ({p.workflow} {p.input}): {record.status.value}, result {record.result!r}, "
-                f"error {record.error!r}; expected completed with {p.expected()!r}"
+                f"error {_short(record.error)}; expected completed with {p.expected()!r}"
             )
+            if record.status == Status.FAILED:
+                rep.failed += 1
+            else:
+                rep.wrong += 1
         else:
             rep.completed += 1
         steps = await h.call("steps", h.client.list_step_results, p.eid)
@@ -462,11 +521,19 @@ async def check(h: Harness, executions: list[Planned], finals: dict[str, Any]) -
         finishes = [a.kind for a in audit if a.kind in ("completed", "failed", "cancelled")]
         if len(finishes) != 1:
             rep.failures.append(f"{p.eid}: finished {len(finishes)} times ({finishes})")
-        # Compensations: only where the workflow asked for them (input "fail at ship").
-        asked = p.input.get("fail_at") == "ship"
+        # Compensations: only where the workflow asked for them (input "fail at ship"), and only once
+        # ship's failure is in the history (a compensation that starts earlier ran for another reason).
+        ship = next((s for s in steps if s.step_id == "ship" and s.status == "failed"), None)
+        asked_at = ship.at.timestamp() if ship is not None and ship.at is not None else None
         for undo in ("undo-reserve", "undo-charge"):
-            if runs.get(f"{p.eid}|{undo}") and not asked:
-                rep.failures.append(f"{p.eid}: compensation {undo} ran {runs[f'{p.eid}|{undo}']}x unasked")
+            for i, ev in enumerate(_starts(effects, p.eid, undo), 1):
+                if p.input.get("fail_at") != "ship" or asked_at is None or ev["at"] < asked_at - 0.01:
+                    rep.unasked += 1
+                    rep.failures.append(
+                        f"{p.eid}: compensation {undo} run {i} at {ev['at'] - h.t_start:.3f} s was not "
+                        f"asked for (input {p.input.get('fail_at')!r}, ship failure in history at "
+                        f"{'never' if asked_at is None else f'{asked_at - h.t_start:.3f} s'})"
+                    )
         # Step bodies: one run each, or an extra run that lines up with a fault.
         body_of = {"rollback:reserve": "undo-reserve", "rollback:charge": "undo-charge"}
         committed: dict[str, int | None] = {}
@@ -478,7 +545,9 @@ async def check(h: Harness, executions: list[Planned], finals: dict[str, Any]) -
             if body not in committed:
                 rep.failures.append(f"{p.eid}: body {body} ran {n}x but no such step is in the history")
             events = [json.loads(e) for e in effects.lrange(soak_app.log_key(eid, body), 0, -1)]
-            starts = {e["run"]: e for e in events if e["ev"] == "start"}
+            starts = {i: e for i, e in enumerate((e for e in events if e["ev"] == "start"), 1)}
+            if len(starts) != n:
+                rep.failures.append(f"{p.eid}: body {body} counted {n} runs but logged {len(starts)}")
             ends = {e["run"]: e for e in events if e["ev"] == "end"}
             for run, ev in sorted(starts.items()):
                 if run == committed.get(body):
@@ -493,8 +562,31 @@ async def check(h: Harness, executions: list[Planned], finals: dict[str, Any]) -
                         f"fault explains it; committed run {committed.get(body)}"
                     )
     effects.close()
+    rep.worker_errors = scan_worker_logs(h.tmp)
+    rep.client_loading_retries = sum(h.loading_errors.values())
     rep.check_s = time.monotonic() - began
     return rep
+
+
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Unavailable|Lost)): (.{0,70})")
+
+
+def scan_worker_logs(folder: Path) -> Counter[str]:
+    """ERROR records in the workers' logs, keyed by the exception that ended their traceback."""
+    found: Counter[str] = Counter()
+    for log in sorted(folder.glob("worker-*.log")):
+        pending = False
+        for line in log.read_text(errors="replace").splitlines():
+            if " ERROR " in line:
+                if pending:
+                    found["(no traceback)"] += 1
+                pending = True
+            elif pending and (m := _EXC_LINE.match(line)):
+                found[f"{m.group(1)}: {m.group(2)}"] += 1
+                pending = False
+        if pending:
+            found["(no traceback)"] += 1
+    return found
 
 
 def describe_failure(h: Harness, rep: Report, limit: int = 20) -> str:

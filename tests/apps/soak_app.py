@@ -33,24 +33,25 @@ def r() -> redis.Redis:
     return _client
 
 
-def _event(execution_id: str, step: str, run: int, ev: str) -> bytes:
+def _event(run: int, ev: str) -> bytes:
     return json.dumps({"run": run, "pid": os.getpid(), "ev": ev, "at": time.time()}).encode()
 
 
 def body(execution_id: str, step: str, value: int, hold_ms: int, fail: bool = False) -> dict[str, int]:
     """One side effect: counted, timed, attributed to this worker process."""
     c = r()
-    run = int(c.hincrby(RUNS, f"{execution_id}|{step}", 1))
     pid = os.getpid()
-    pipe = c.pipeline(transaction=False)
-    pipe.rpush(log_key(execution_id, step), _event(execution_id, step, run, "start"))
+    # One transaction: the k-th start event in the log is run k, even if the worker dies right here.
+    pipe = c.pipeline(transaction=True)
+    pipe.hincrby(RUNS, f"{execution_id}|{step}", 1)
+    pipe.rpush(log_key(execution_id, step), _event(0, "start"))
     pipe.hincrby(BUSY, str(pid), 1)
-    pipe.execute()
+    run = int(pipe.execute()[0])
     try:
         time.sleep(hold_ms / 1000)
     finally:
         c.hincrby(BUSY, str(pid), -1)
-    c.rpush(log_key(execution_id, step), _event(execution_id, step, run, "end"))
+    c.rpush(log_key(execution_id, step), _event(run, "end"))
     if fail:
         raise RuntimeError(f"no truck (run {run})")
     return {"v": value, "run": run}
