@@ -57,13 +57,13 @@ class Config:
     seed: int = field(default_factory=lambda: random.randrange(1, 1_000_000))
     workers: int = 3
     concurrency: int = 16
-    lease_ttl: float = 3.0
+    lease_ttl: float = 4.5
     visibility: float = 3.0
-    op_timeout: float = 0.6  # the workers' RedisStore deadline per operation
+    op_timeout: float = 1.0  # the workers' RedisStore deadline per operation
     # CLIENT PAUSE: longer than op_timeout, so commits time out, but shorter than what is left of a
     # lease renewed every third of its ttl, so the writes that follow the pause still hold their fence.
-    pause_s: float = 1.6
-    stop_s: float = 5.0  # SIGSTOP: past lease_ttl and visibility
+    pause_s: float = 2.4
+    stop_s: float = 6.0  # SIGSTOP: past lease_ttl and visibility
     kill_gap: tuple[float, float] = (2.5, 6.0)  # seconds between two SIGKILLs
     settle_s: float = 60.0  # after the window, how long executions may take to finish
     # Each store fault is also a window a body's commit may fall in: the fault's own span plus this.
@@ -540,6 +540,9 @@ async def check(h: Harness, executions: list[Planned], finals: dict[str, Any]) -
         for s in steps:
             if s.kind in ("step", "compensation"):
                 committed[body_of.get(s.step_id, s.step_id)] = _committed_run(s)
+        for body, run in committed.items():
+            if run is None or not 1 <= run <= runs_of.get(p.eid, {}).get(body, 0):
+                rep.failures.append(f"{p.eid}: step {body} committed run {run}, which the side effects lack")
         for body, n in runs_of.get(p.eid, {}).items():
             eid = p.eid
             if body not in committed:
