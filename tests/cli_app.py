@@ -57,3 +57,8 @@ async def sleepy(ctx: WorkflowContext, _input: Any) -> str:
 @workflow("cli.tick")
 async def tick(ctx: WorkflowContext, payload: Any) -> Any:
     return await ctx.step("echo", lambda: payload)
+
+
+@workflow("cli.count")
+async def count(ctx: WorkflowContext, n: int) -> int:
+    return await ctx.step("double", lambda: n * 2)

@@ -170,12 +170,13 @@ def test_start_get_and_list_with_a_worker(cli: Cli, worker: WorkerProcess, tmp_p
     for needle in ("completed", "compose", "hello Ada", "Steps", "Audit", "created"):
         assert needle in text
 
-    # Input from a file, an explicit id, and idempotence on that id.
+    # Input from a file, an explicit id, and idempotence on that id (for the same input; another
+    # input under that id is refused, see test_start_with_a_taken_id).
     (tmp_path / "in.json").write_text('{"name": "Grace"}')
     started = cli.json("start", "cli.greet", "--input", f"@{tmp_path / 'in.json'}", "--id", "greet-grace")
     assert started == {"execution_id": "greet-grace", "workflow_id": "cli.greet"}
     assert (
-        cli.ok("start", "cli.greet", "--input", '{"name": "Other"}', "--id", "greet-grace").strip()
+        cli.ok("start", "cli.greet", "--input", '{"name": "Grace"}', "--id", "greet-grace").strip()
         == "greet-grace"
     )
     assert cli.wait_status("greet-grace", "completed")["execution"]["result"] == {"greeting": "hello Grace"}
@@ -230,6 +231,51 @@ def test_start_errors(cli: Cli, tmp_path: Path) -> None:
         ),
     )
     assert cli.json("list")["executions"] == []
+
+
+def test_start_validates_a_plain_annotated_input(cli: Cli) -> None:
+    cli.fails_all(
+        case(
+            "start", "cli.count", "--input", '"notint"',
+            needle="input for workflow 'cli.count' is invalid: (root): Input should be a valid integer",
+        ),
+        case("start", "cli.count", needle="input for workflow 'cli.count' is invalid"),  # no input: None
+    )  # fmt: skip
+    assert cli.json("list")["executions"] == []
+    eid = cli.ok("start", "cli.count", "--input", "21").strip()
+    assert cli.json("get", eid)["execution"]["input"] == 21
+
+
+def test_start_with_a_taken_id(cli: Cli) -> None:
+    assert cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"a": 1, "b": 2}').strip() == "n-1"
+    # The same request again (keys in another order) is idempotent.
+    assert cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"b": 2, "a": 1}').strip() == "n-1"
+    cli.fails_all(
+        case(
+            "start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}',
+            needle="execution id 'n-1' is already taken by an execution of 'cli.tick' with a different input",
+        ),
+        case(
+            "start", "cli.greet", "--id", "n-1", "--input", '{"name": "x"}',
+            needle="execution id 'n-1' is already taken by an execution of workflow 'cli.tick', not 'cli.greet'",
+        ),
+        # Not finished: allow_if_finished refuses a different request too.
+        case(
+            "start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', "--id-reuse", "allow_if_finished",
+            needle="with a different input",
+        ),
+        case("start", "cli.tick", "--id", "n-1", "--id-reuse", "sometimes", needle="--id-reuse", code=2),
+    )  # fmt: skip
+    detail = cli.json("get", "n-1")
+    assert detail["execution"]["input"] == {"a": 1, "b": 2} and detail["execution"]["run"] == 1
+    cli.ok("cancel", "n-1")
+    cli.fails("start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', needle="with a different input")
+    out = cli.ok("start", "cli.tick", "--id", "n-1", "--input", '{"a": 2}', "--id-reuse", "allow_if_finished")
+    assert out.strip() == "n-1"
+    detail = cli.json("get", "n-1")
+    assert (detail["execution"]["input"], detail["execution"]["run"], detail["execution"]["status"]) == (
+        {"a": 2}, 2, "pending",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- signals

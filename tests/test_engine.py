@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 from durable import (
     Branch,
     Durable,
     ExecutionCancelledError,
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFound,
     InputValidationError,
@@ -198,6 +201,51 @@ async def fails(ctx: WorkflowContext, _: Any) -> Any:
     await ctx.step("broken", _fail)
 
 
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Span(TypedDict):
+    start: int
+    end: int
+
+
+def _typed_result(value: Any) -> dict[str, Any]:
+    return {"type": type(value).__name__, "repr": repr(value)}
+
+
+@workflow("test.input.int")
+async def input_int(ctx: WorkflowContext, n: int) -> Any:
+    return _typed_result(n)
+
+
+@workflow("test.input.dataclass")
+async def input_dataclass(ctx: WorkflowContext, p: Point) -> Any:
+    return _typed_result(p)
+
+
+@workflow("test.input.typeddict")
+async def input_typeddict(ctx: WorkflowContext, span: Span) -> Any:
+    return _typed_result(span)
+
+
+@workflow("test.input.list")
+async def input_list(ctx: WorkflowContext, ns: list[int]) -> Any:
+    return _typed_result(ns)
+
+
+@workflow("test.input.optional")
+async def input_optional(ctx: WorkflowContext, n: int | None) -> Any:
+    return _typed_result(n)
+
+
+@workflow("test.input.unannotated")
+async def input_unannotated(ctx, value):  # type: ignore[no-untyped-def]
+    return _typed_result(value)
+
+
 @pytest.fixture
 async def durable(store: Store) -> AsyncIterator[Durable]:
     CALLS.clear()
@@ -226,6 +274,35 @@ async def test_start_is_idempotent_on_execution_id(durable: Durable) -> None:
     assert CALLS["three.a"] == 1
 
 
+async def test_start_under_a_taken_id_conflicts_or_replaces_a_finished_run(durable: Durable) -> None:
+    eid = await durable.start(three_steps, 5, execution_id="taken")
+    assert await durable.wait(eid, timeout=10) == {"a": 5, "b": 6, "c": 7}
+    with pytest.raises(ExecutionConflict) as caught:
+        await durable.start(three_steps, 6, execution_id="taken")
+    assert (caught.value.reason, caught.value.workflow_id, caught.value.existing_workflow_id) == (
+        "input", "test.three_steps", "test.three_steps",
+    )  # fmt: skip
+    with pytest.raises(ExecutionConflict, match=r"'test\.typed'") as caught:
+        await durable.start(typed, {"order_id": "o1", "amount": 1}, execution_id="taken")
+    assert caught.value.reason == "workflow" and isinstance(caught.value, ExecutionConflict)
+    record = await durable.get_execution("taken")
+    assert record is not None and record.input == 5 and record.run == 1 and record.status == Status.COMPLETED
+    # Same request: idempotent, even once finished; nothing re-runs.
+    assert await durable.start(three_steps, 5, execution_id="taken") == "taken"
+    assert CALLS["three.a"] == 1
+    # allow_if_finished: a fresh run with the new input, from scratch.
+    result = await durable.start_and_wait(
+        three_steps, 10, execution_id="taken", id_reuse="allow_if_finished", timeout=10
+    )
+    assert result == {"a": 10, "b": 11, "c": 12} and CALLS["three.a"] == 2
+    record = await durable.get_execution("taken")
+    assert record is not None and record.input == 10 and record.run == 2
+    kinds = [a.kind for a in await durable.list_audit_entries("taken")]
+    assert "replaced" in kinds and kinds.count("created") == 2
+    with pytest.raises(ValueError, match="id_reuse"):
+        await durable.start(three_steps, 1, execution_id="taken", id_reuse="sometimes")  # type: ignore[arg-type]
+
+
 async def test_typed_input_and_step_model(durable: Durable) -> None:
     assert await durable.start_and_wait(typed, {"order_id": "o1", "amount": 3}, timeout=10) == {
         "charge": "ch-o1",
@@ -237,6 +314,36 @@ async def test_invalid_input_is_refused_and_nothing_stored(durable: Durable) -> 
     with pytest.raises(InputValidationError, match="amount"):
         await durable.start(typed, {"order_id": "o1", "amount": "lots"})
     assert await durable.list_executions(workflow="test.typed") == []
+
+
+@pytest.mark.parametrize(
+    ("wf", "good", "parsed", "bad", "why"),
+    [
+        (input_int, "7", ("int", "7"), "notint", "(root): Input should be a valid integer"),
+        (input_dataclass, {"x": 1, "y": "2"}, ("Point", "Point(x=1, y=2)"), {"x": 1}, "y: Field required"),
+        (input_typeddict, {"start": 1, "end": 2}, ("dict", "{'start': 1, 'end': 2}"), {"start": "a", "end": 2},
+         "start: Input should be a valid integer"),
+        (input_list, [1, "2"], ("list", "[1, 2]"), [1, "x"], "1: Input should be a valid integer"),
+        (input_optional, None, ("NoneType", "None"), "x", "Input should be a valid integer"),
+        (input_unannotated, "notint", ("str", "'notint'"), None, ""),
+    ],
+)  # fmt: skip
+async def test_any_annotated_input_is_validated_at_start_and_parsed_on_replay(
+    durable: Durable, wf: Any, good: Any, parsed: tuple[str, str], bad: Any, why: str
+) -> None:
+    definition = wf.__durable_workflow__
+    if why:
+        with pytest.raises(InputValidationError) as caught:
+            await durable.start(wf, bad, execution_id="bad-input")
+        message = caught.value.message
+        assert message.startswith(f"input for workflow {definition.workflow_id!r} is invalid: ")
+        assert why in message and "\n" not in message
+        assert await durable.get_execution("bad-input") is None
+        assert await durable.list_executions(workflow=definition.workflow_id) == []
+    else:
+        assert definition.input_adapter is None
+    result = await durable.start_and_wait(wf, good, timeout=10)
+    assert (result["type"], result["repr"]) == parsed
 
 
 async def test_unknown_workflow_is_refused(durable: Durable) -> None:

@@ -118,3 +118,36 @@ async def test_failed_execution_reports_its_error(running: Cluster) -> None:
         lambda: [e for e in running.events() if e["reason"] == "Failed"], what="event"
     )
     assert events[0]["type"] == "Warning"
+
+
+async def test_editing_the_input_of_a_started_execution_is_reported_not_applied(
+    running: Cluster, engine: Durable
+) -> None:
+    # The CRD's CEL rule forbids this edit; the emulator (like an old CRD) lets it through.
+    await running.apply(
+        doc("DurableExecution", "edited", {"workflowRef": "process-order", "input": {"id": 1}})
+    )
+    started = await running.status("durableexecutions", "edited", lambda s: s.get("phase") == "Waiting")
+    eid = started["executionId"]
+    await running.apply(
+        doc("DurableExecution", "edited", {"workflowRef": "process-order", "input": {"id": 2}})
+    )
+    status = await running.status(
+        "durableexecutions", "edited", lambda s: s.get("reason") == "ExecutionConflict"
+    )
+    assert _one_line(status).startswith(f"spec.input changed after execution {eid} started")
+    assert status["executionId"] == eid and status["phase"] == "Waiting"
+    conflict = [c for c in status["conditions"] if c["type"] == "InputConflict"]
+    assert [(c["status"], c["reason"]) for c in conflict] == [("True", "ExecutionConflict")]
+    record = await engine.get_execution(eid)
+    assert record is not None and record.input == {"id": 1} and record.run == 1
+    assert any(e.get("reason") == "ExecutionConflict" for e in running.events())
+    # Editing it back clears the condition; the execution never changed.
+    await running.apply(
+        doc("DurableExecution", "edited", {"workflowRef": "process-order", "input": {"id": 1}})
+    )
+    await running.status(
+        "durableexecutions",
+        "edited",
+        lambda s: [c["status"] for c in s.get("conditions", []) if c["type"] == "InputConflict"] == ["False"],
+    )

@@ -6,11 +6,12 @@ import pickle
 
 import durable
 from durable import DurableError, ExecutionNotFound, NonDeterminismError, WorkflowFailedError
-from durable._errors import Cancelled, Suspend, describe_exception, error_from_dict
+from durable._errors import ActivationAbandoned, Cancelled, Suspend, describe_exception, error_from_dict
 
 EXPECTED = {
-    "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError", "ExecutionCancelledError",
-    "ExecutionFinished", "ExecutionId", "ExecutionNotFailed", "ExecutionNotFound", "ExecutionRecord",
+    "ActivationAbandoned", "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError",
+    "ExecutionCancelledError", "ExecutionConflict", "ExecutionFinished", "ExecutionId", "ExecutionNotFailed",
+    "ExecutionNotFound", "ExecutionRecord",
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
@@ -30,6 +31,7 @@ def test_all_is_pinned_and_importable() -> None:
 def test_suspension_and_cancellation_escape_except_exception() -> None:
     assert not issubclass(Suspend, Exception) and issubclass(Suspend, BaseException)
     assert not issubclass(Cancelled, Exception) and issubclass(Cancelled, BaseException)
+    assert not issubclass(ActivationAbandoned, Exception) and issubclass(ActivationAbandoned, BaseException)
 
 
 def test_errors_keep_their_fields_through_storage_and_pickling() -> None:

@@ -156,6 +156,33 @@ async def test_a_slot_retried_after_its_run_started_starts_nothing_new(
     assert (await durable.get_schedule("s")).fired_count == 1
 
 
+async def test_a_slot_started_meanwhile_with_an_older_input_is_kept_not_crashed_on(
+    durable: Durable, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await durable.ensure_schedule(echo, {"n": 2}, id="s", interval=60)
+    slot = ms(T0) + MIN
+    eid = slot_execution_id("s", slot)
+    # Another attempt at the slot started it from the schedule's earlier input, after this poller
+    # looked for it (the lookup is made to miss) and before it starts it: the start conflicts.
+    await durable.start(echo, {"n": 1}, execution_id=eid)
+    real_get = durable.store.get_execution
+
+    async def get_missing_slot(execution_id: str) -> Any:
+        return None if execution_id == eid else await real_get(execution_id)
+
+    monkeypatch.setattr(durable.store, "get_execution", get_missing_slot)
+    assert await Scheduler(durable).tick(slot + 5) == slot + MIN
+    monkeypatch.undo()
+    record = await durable.get_execution(eid)
+    assert record is not None and record.input == {"n": 1}
+    info = await durable.get_schedule("s")
+    assert (info.fired_count, info.last_execution_id) == (1, eid)
+    entries = await durable.list_schedule_audit("s")
+    conflict = [e for e in entries if e.kind == "conflict"]
+    assert len(conflict) == 1 and "already started with a different input" in conflict[0].message
+    assert conflict[0].data == {"reason": "input", "existing_workflow_id": "sched.echo"}
+
+
 # ---------------------------------------------------------------------------- DST through the scheduler
 
 

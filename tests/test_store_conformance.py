@@ -18,6 +18,7 @@ import redis.exceptions
 
 from _redis_server import RedisServer
 from durable._errors import (
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
@@ -126,6 +127,126 @@ async def test_create_with_start_time_registers_a_timer_instead(store: Store) ->
     assert reasons(await drain(store)) == [("e1", "timer")]
     await create(store, "e2", at_ms=t, start_at_ms=t)  # already due: queued at once
     assert reasons(await drain(store)) == [("e2", "start")]
+
+
+# ---------------------------------------------------------------------------- reusing an execution id
+def new_exec(
+    eid: str = "e1", workflow: str = "wf", input: bytes = b'{"n":1,"m":2}', **kw: Any
+) -> NewExecution:
+    return NewExecution(execution_id=eid, workflow_id=workflow, input=input, now_ms=now(), **kw)
+
+
+async def snapshot(store: Store, eid: str = "e1") -> tuple[Any, ...]:
+    rec = await store.get_execution(eid)
+    audit = [(a.kind, a.message) for a in await store.list_audit(eid)]
+    return rec, await store.load_steps(eid), audit, await store.queue_depth(), await store.list_active()
+
+
+async def test_create_again_with_the_same_request_is_idempotent(store: Store) -> None:
+    assert await store.create_execution(new_exec()) is True
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.run == 1 and rec.input_hash and len(rec.input_hash) == 64
+    before = await snapshot(store)
+    # Equal input in another key order is the same request.
+    assert await store.create_execution(new_exec(input=b'{"m":2,"n":1}')) is False
+    assert await store.create_execution(new_exec(id_reuse="allow_if_finished")) is False  # not final yet
+    assert await snapshot(store) == before
+    # Also once it finished.
+    token = await running(store)
+    await store.finish("e1", token, Checkpoint(), now(), status=Status.COMPLETED, result=b"7")
+    done = await snapshot(store)
+    assert await store.create_execution(new_exec()) is False
+    assert await snapshot(store) == done
+
+
+@pytest.mark.parametrize(
+    ("workflow", "input", "reason"),
+    [
+        ("other", b'{"n":1,"m":2}', "workflow"),
+        ("wf", b'{"n":2,"m":2}', "input"),
+        ("other", b"null", "workflow"),
+    ],
+)
+async def test_create_with_a_different_request_conflicts_and_changes_nothing(
+    store: Store, workflow: str, input: bytes, reason: str
+) -> None:
+    await store.create_execution(new_exec())
+    token = await running(store)
+    await store.commit("e1", token, Checkpoint(records=[step("a", result=1)]), now())
+    before = await snapshot(store)
+    for policy in ("reject", "allow_if_finished"):  # the execution runs: neither may replace it
+        with pytest.raises(ExecutionConflict) as caught:
+            await store.create_execution(new_exec(workflow=workflow, input=input, id_reuse=policy))  # type: ignore[arg-type]
+        err = caught.value
+        assert err.fields == {
+            "execution_id": "e1",
+            "workflow_id": workflow,
+            "existing_workflow_id": "wf",
+            "reason": reason,
+        }
+        assert "'e1'" in err.message and "\n" not in err.message
+        assert await snapshot(store) == before
+    # A finished execution still refuses a different request under `reject`.
+    await store.finish("e1", token, Checkpoint(), now(), status=Status.COMPLETED)
+    before = await snapshot(store)
+    with pytest.raises(ExecutionConflict):
+        await store.create_execution(new_exec(workflow=workflow, input=input))
+    assert await snapshot(store) == before
+
+
+@pytest.mark.parametrize("final", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+async def test_allow_if_finished_replaces_a_finished_execution(store: Store, final: Status) -> None:
+    await store.create_execution(new_exec())
+    token = await running(store)
+    await store.commit("e1", token, Checkpoint(records=[step("a", result=1)]), now())
+    await store.send_signal("e1", "go", b"1", "d1", now())
+    await store.finish("e1", token, Checkpoint(), now(), status=final, result=b"1", error=b'{"type":"X"}')
+    replacement = new_exec(workflow="other", input=b"[3]", id_reuse="allow_if_finished", actor="me")
+    assert await store.create_execution(replacement) is True
+    rec = await store.get_execution("e1")
+    assert rec is not None
+    assert (rec.status, rec.workflow_id, rec.input, rec.run, rec.result, rec.error, rec.finished_at) == (
+        Status.PENDING, "other", [3], 2, None, None, None,
+    )  # fmt: skip
+    assert rec.input_hash == replacement.input_hash
+    assert await store.load_steps("e1") == {}
+    assert reasons(await drain(store)) == [("e1", "start")]
+    assert await store.list_active() == ["e1"]
+    kinds = [(a.kind, a.actor) for a in await store.list_audit("e1")]
+    assert kinds[-2:] == [("replaced", "me"), ("created", "me")]
+    replaced = [a.message for a in await store.list_audit("e1") if a.kind == "replaced"]
+    assert replaced == [f"run 1 ({final.value}, wf) replaced by run 2"]
+    # The old run's delivery ids are gone (the same delivery id is accepted again), its buffered payload too.
+    assert await store.send_signal("e1", "go", b"2", "d1", now()) is True
+    # The listing indexes follow the new workflow.
+    page, _ = await store.list_executions(ExecutionQuery(workflow_id="wf"))
+    assert page == []
+    page, _ = await store.list_executions(ExecutionQuery(workflow_id="other"))
+    assert [r.execution_id for r in page] == ["e1"]
+    # Fence tokens go on from the old run's: a stale worker of run 1 cannot write into run 2.
+    got = await store.acquire("e1", "w2", TTL, now())
+    assert got.outcome == "ok" and got.token > token
+    assert got.steps == {}
+    with pytest.raises(LeaseLost):
+        await store.commit("e1", token, Checkpoint(records=[step("late")]), now())
+    # Run 2 is now running: the same policy is idempotent for its request and refuses another one.
+    assert await store.create_execution(replacement) is False
+    with pytest.raises(ExecutionConflict):
+        await store.create_execution(new_exec(id_reuse="allow_if_finished"))
+
+
+async def test_a_record_without_an_input_hash_matches_on_the_workflow_only(store: Store) -> None:
+    await store.create_execution(new_exec())
+    if isinstance(store, RedisStore):
+        await store._r.hdel(store.keys.exec("e1"), "input_hash")
+    else:
+        store._execs["e1"].input_hash = ""  # type: ignore[attr-defined]
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.input_hash is None and rec.run == 1
+    assert await store.create_execution(new_exec(input=b'{"n":99}')) is False
+    with pytest.raises(ExecutionConflict) as caught:
+        await store.create_execution(new_exec(workflow="other"))
+    assert caught.value.reason == "workflow"
 
 
 # ---------------------------------------------------------------------------- acquire and fencing

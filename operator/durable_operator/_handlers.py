@@ -16,6 +16,7 @@ import kopf
 import pydantic
 
 from durable import (
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFound,
     InputValidationError,
@@ -247,6 +248,13 @@ async def execution_start(
         )
         _count("DurableExecution", "invalid")
         return
+    if record is not None and spec.execution_id is None:
+        # Our own execution, started by an earlier attempt: the spec must still be what started it.
+        ref = rt.workflows.get((namespace, spec.workflow_ref))
+        if ref is not None and await _input_conflict(
+            rt, body, eid, ref.workflow_id, spec.input, status, patch
+        ):
+            return
     if record is None:
         ref = rt.workflows.get((namespace, spec.workflow_ref))
         if ref is None:
@@ -263,6 +271,10 @@ async def execution_start(
             await rt.durable.start(
                 ref.workflow_id, spec.input, execution_id=eid, actor=f"k8s:{namespace}/{name}"
             )
+        except ExecutionConflict as exc:
+            # Another attempt started it meanwhile from a spec that has changed since.
+            await _report_conflict(rt, body, eid, exc, status, patch)
+            return
         except (InputValidationError, WorkflowNotFound, PermanentError, ValueError) as exc:
             patch.status.update(
                 failed_status("InvalidInput", f"{type(exc).__name__}: {exc}", generation, status)
@@ -282,6 +294,77 @@ async def execution_start(
     patch.status.update(new_status)
     await announce(rt.kube, _obj(body), status.get("phase"), new_status, record.workflow_id)
     _count("DurableExecution", "ok")
+
+
+async def _input_conflict(
+    rt: Runtime, body: Any, eid: str, workflow_id: str, input: Any, status: Any, patch: Any
+) -> bool:
+    """Whether the CR's spec now asks for another run than its execution (then the status says so).
+
+    The start is idempotent for the same request, so this writes nothing in the store.
+    """
+    meta = body["metadata"]
+    try:
+        await rt.durable.start(
+            workflow_id, input, execution_id=eid, actor=f"k8s:{meta['namespace']}/{meta['name']}"
+        )
+    except ExecutionConflict as exc:
+        await _report_conflict(rt, body, eid, exc, status, patch)
+        return True
+    except RetryableError as exc:
+        raise kopf.TemporaryError(f"store: {exc}", delay=5) from exc
+    except (PermanentError, ValueError):
+        return False  # the spec cannot start anything now (bad input): the execution stays as it is
+    if any(
+        c.get("type") == "InputConflict" and c.get("status") == "True" for c in status.get("conditions") or []
+    ):
+        patch.status["conditions"] = condition(
+            status.get("conditions"), "InputConflict", False, "InputMatches",
+            "spec.input matches the execution again", meta.get("generation"),
+        )  # fmt: skip
+    return False
+
+
+async def _report_conflict(
+    rt: Runtime, body: Any, eid: str, exc: ExecutionConflict, status: Any, patch: Any
+) -> None:
+    """The execution keeps running as it started; the status and an Event say the spec no longer matches."""
+    meta = body["metadata"]
+    generation = meta.get("generation")
+    what = "workflowRef" if exc.fields.get("reason") == "workflow" else "spec.input"
+    message = one_line(
+        f"{what} changed after execution {eid} started; it keeps running as it started "
+        f"(the spec is immutable: create a new DurableExecution to run it again)"
+    )
+    record = await rt.durable.get_execution(eid)
+    new_status = (
+        execution_status(record, status, generation, rt.config.result_cap)
+        if record is not None
+        else dict(status)
+    )
+    new_status["reason"], new_status["message"] = "ExecutionConflict", message
+    new_status["conditions"] = condition(
+        new_status.get("conditions"), "InputConflict", True, "ExecutionConflict", message, generation
+    )
+    patch.status.update(new_status)
+    await rt.kube.event(_obj(body), "Warning", "ExecutionConflict", message)
+    _count("DurableExecution", "invalid")
+
+
+async def execution_input_changed(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+    """spec.input was edited (the CRD forbids it; an old CRD without CEL does not): report, never crash-loop."""
+    rt = _rt(memo)
+    eid = status.get("executionId")
+    try:
+        spec = DurableExecutionSpec.model_validate(dict(body.get("spec") or {}))
+    except pydantic.ValidationError:
+        return  # the start handler reports an invalid spec
+    if not eid or spec.execution_id is not None or eid != user_execution_id(meta["uid"]):
+        return  # not started yet (the start handler reads the new spec) or not ours to start
+    ref = rt.workflows.get((meta["namespace"], spec.workflow_ref))
+    if ref is None or await rt.durable.get_execution(eid) is None:
+        return
+    await _input_conflict(rt, body, eid, ref.workflow_id, spec.input, status, patch)
 
 
 async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kwargs: Any) -> None:
@@ -631,6 +714,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     on.event(*EXECUTIONS, registry=registry)(execution_seen)
     on.create(*EXECUTIONS, registry=registry, id="start")(execution_start)
     on.resume(*EXECUTIONS, registry=registry, id="resume")(execution_resume)
+    on.update(*EXECUTIONS, registry=registry, id="input", field="spec.input")(execution_input_changed)
     on.delete(*EXECUTIONS, registry=registry, id="cancel", optional=False)(execution_delete)
     kopf.timer(*EXECUTIONS, registry=registry, interval=config.ttl_interval, when=_finished, id="ttl")(
         execution_ttl

@@ -3,9 +3,11 @@
 from ._context import SignalResult, WorkflowContext, now, random, uuid4
 from ._describe import FlowShape
 from ._errors import (
+    ActivationAbandoned,
     Cancelled,
     DurableError,
     ExecutionCancelledError,
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
@@ -37,12 +39,14 @@ from ._worker import Worker
 from ._workflow import Branch, RetryPolicy, Signal, StepId, WorkflowDef, registered_workflows, workflow
 
 __all__ = [
+    "ActivationAbandoned",
     "AuditEntry",
     "Branch",
     "Cancelled",
     "Durable",
     "DurableError",
     "ExecutionCancelledError",
+    "ExecutionConflict",
     "ExecutionFinished",
     "ExecutionId",
     "ExecutionNotFailed",

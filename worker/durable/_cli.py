@@ -32,6 +32,7 @@ from ._errors import DurableError, StoreUnavailable, WorkflowNotFound
 from ._metrics import serve_metrics
 from ._records import Status
 from ._service import Durable
+from ._store._base import IdReuse
 from ._workflow import registered_workflows
 
 T = TypeVar("T")
@@ -50,6 +51,11 @@ class CliError(Exception):
 class Output(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
+
+
+class IdReusePolicy(enum.StrEnum):
+    REJECT = "reject"
+    ALLOW_IF_FINISHED = "allow_if_finished"
 
 
 class ShapeFormat(enum.StrEnum):
@@ -313,12 +319,21 @@ def start(
     workflow: Annotated[str, typer.Argument(help="Workflow id.")],
     input: Annotated[str | None, typer.Option("--input", "-i", help="Input as JSON, or @file.")] = None,
     execution_id: Annotated[str | None, typer.Option("--id", help="Execution id (idempotent).")] = None,
+    id_reuse: Annotated[
+        IdReusePolicy,
+        typer.Option(
+            "--id-reuse",
+            help="An existing --id with another workflow or input: reject, or allow_if_finished "
+            "(a finished execution is replaced by a fresh run).",
+        ),
+    ] = IdReusePolicy.REJECT,
 ) -> None:
     """Start an execution; prints its id."""
     value = _json_arg(input, "--input")
+    policy: IdReuse = "allow_if_finished" if id_reuse == IdReusePolicy.ALLOW_IF_FINISHED else "reject"
 
     async def go(d: Durable) -> str:
-        return await d.start(workflow, value, execution_id=execution_id)
+        return await d.start(workflow, value, execution_id=execution_id, id_reuse=policy)
 
     eid = _run(ctx, go)
     if ctx.obj.json:

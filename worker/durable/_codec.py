@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -37,3 +38,9 @@ def loads(data: bytes | str | None) -> Any:
 def to_plain(value: Any, *, what: str = "value", **fields: Any) -> Any:
     """The value as it will come back from the store (tuples become lists, models dicts)."""
     return orjson.loads(dumps(value, what=what, **fields))
+
+
+def input_hash(encoded: bytes) -> str:
+    """sha256 (hex) of an encoded input in canonical form: equal inputs hash equal whatever their key order."""
+    canonical = orjson.dumps(orjson.loads(encoded) if encoded else None, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()

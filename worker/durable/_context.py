@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _codec
 from ._errors import (
+    ActivationAbandoned,
     Cancelled,
     DurableError,
     InvalidStepId,
@@ -156,9 +157,14 @@ class WorkflowContext:
         self._seen: set[str] = set()
         self._pending = Checkpoint()
         self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
+        # Set once a checkpoint could not be committed: the activation is over, whatever the
+        # workflow code does with the exception (see `ActivationAbandoned`).
+        self._abandoned: ActivationAbandoned | None = None
 
     # ------------------------------------------------------------------ replay bookkeeping
     def _next(self, step_id: str, kind: str, *, user: bool) -> tuple[int, dict[str, Any] | None]:
+        if self._abandoned is not None:
+            raise self._abandoned
         if not isinstance(step_id, str) or not step_id:
             raise InvalidStepId(f"step id must be a non-empty string, got {step_id!r}", step_id=str(step_id))
         if user and step_id.startswith(RESERVED_PREFIXES):
@@ -218,9 +224,18 @@ class WorkflowContext:
             raise DurableError("this context is not attached to a worker run")
         return self._run
 
+    def _abandon(self, cause: BaseException) -> ActivationAbandoned:
+        """A store call failed: whatever the cause, it is the engine's to handle, not the workflow's."""
+        self._abandoned = ActivationAbandoned(cause)
+        return self._abandoned
+
     async def _commit(self, cp: Checkpoint) -> None:
         run = self._require_run()
-        if await run.store.commit(run.execution_id, run.token, cp, now_ms()):
+        try:
+            cancelled = await run.store.commit(run.execution_id, run.token, cp, now_ms())
+        except Exception as exc:
+            raise self._abandon(exc) from exc
+        if cancelled:
             raise Cancelled(f"execution {self.execution_id!r} was cancelled")
 
     async def _flush(self) -> None:
@@ -236,17 +251,20 @@ class WorkflowContext:
         wait: SignalWait | None = None,
     ) -> tuple[str, bytes | None]:
         run = self._require_run()
-        outcome = await run.store.suspend(
-            run.execution_id,
-            run.token,
-            self._take_pending(),
-            now_ms(),
-            status=status,
-            wake_at_ms=wake_at_ms,
-            timer_id=timer_id,
-            wait=wait,
-            ack=run.ack,
-        )
+        try:
+            outcome = await run.store.suspend(
+                run.execution_id,
+                run.token,
+                self._take_pending(),
+                now_ms(),
+                status=status,
+                wake_at_ms=wake_at_ms,
+                timer_id=timer_id,
+                wait=wait,
+                ack=run.ack,
+            )
+        except Exception as exc:
+            raise self._abandon(exc) from exc
         if outcome.kind == "cancelled":
             raise Cancelled(f"execution {self.execution_id!r} was cancelled")
         if outcome.kind == "suspended":

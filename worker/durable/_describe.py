@@ -188,7 +188,7 @@ def describe_workflow(definition: WorkflowDef, input: Any = None) -> FlowShape:
     value: Any = input
     if input is None:
         value = _Anything()
-    elif definition.input_model is not None:
+    elif definition.input_type is not None:
         with contextlib.suppress(Exception):
             value = definition.parse_input(definition.validate_input(input))
 

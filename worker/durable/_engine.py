@@ -3,6 +3,11 @@
 acquire (lease + whole history, one round trip) → run the workflow from the top through
 a `WorkflowContext` → finish, or a committed suspension, or abandon on a lost lease.
 The engine keeps nothing about an execution once the activation ends.
+
+A store fault during the activation (the store unreachable or slow, the lease lost) reaches the
+workflow as `ActivationAbandoned`, which `except Exception` cannot catch; the engine then writes
+nothing more and hands the fault to the worker, which runs the execution again after a back-off.
+It never marks the execution failed for a fault that was not the workflow's.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Literal
 
 from . import _codec
 from ._context import WorkflowContext, _Run, current_context, now_ms
-from ._errors import Cancelled, LeaseLost, Suspend, describe_exception
+from ._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
 from ._metrics import METRICS
 from ._records import Status
 from ._store._base import Store
@@ -54,12 +59,19 @@ class Engine:
         self.executor = executor
         # Leases this engine holds right now; the worker renews them.
         self.active: dict[str, int] = {}
+        # Leases of activations abandoned because the store was unreachable: released before the
+        # execution's next activation here, so the retry need not wait for the lease to expire.
+        self._unreleased: dict[str, int] = {}
 
     async def run(self, execution_id: str, entry_id: str | None = None) -> Outcome:
         """One activation. With `entry_id` (the queue entry that started it), a suspension or final
         write acknowledges that entry in the same atomic step (outcomes in `ACKED`); the caller
         acknowledges it otherwise."""
         store = self.store
+        held = self._unreleased.get(execution_id)
+        if held is not None:
+            await store.release(execution_id, self.worker_id, held)
+            del self._unreleased[execution_id]
         acquired = await store.acquire(execution_id, self.worker_id, self.lease_ttl_ms, now_ms())
         if acquired.outcome == "busy":
             # The holder re-enqueues on release; this timer covers a holder that died.
@@ -101,6 +113,10 @@ class Engine:
         reset = current_context.set(ctx)
         try:
             return await self._drive(definition, ctx, record.input, token)
+        except StoreUnavailable:
+            # Nothing more was written; the caller retries after a back-off.
+            self._unreleased[execution_id] = token
+            raise
         finally:
             current_context.reset(reset)
             self.active.pop(execution_id, None)
@@ -123,9 +139,13 @@ class Engine:
                 await store.release(execution_id, self.worker_id, token)
                 METRICS.finished(workflow_id, "cancelled")
                 return "cancelled"
-            except (LeaseLost, asyncio.CancelledError):
+            except ActivationAbandoned as abandoned:
+                raise _abandoned(ctx, abandoned) from None
+            except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if ctx._abandoned is not None:  # the workflow caught the abandonment and raised anew
+                    raise _abandoned(ctx, ctx._abandoned) from None
                 log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
                 await store.finish(
                     execution_id,
@@ -138,6 +158,8 @@ class Engine:
                 )
                 METRICS.finished(workflow_id, "failed")
                 return "failed"
+            if ctx._abandoned is not None:  # the workflow caught the abandonment and returned
+                raise _abandoned(ctx, ctx._abandoned) from None
             await store.finish(
                 execution_id,
                 token,
@@ -163,3 +185,15 @@ class Engine:
             await self.store.enqueue(execution_id, "handoff")
         except Exception:  # pragma: no cover - best effort on the way out
             log.exception("execution %s: could not hand back on shutdown", execution_id)
+
+
+def _abandoned(ctx: WorkflowContext, abandoned: ActivationAbandoned) -> BaseException:
+    """What an abandoned activation raises to its caller: the store fault that caused it."""
+    cause = abandoned.cause
+    log.warning(
+        "execution %s: a checkpoint could not be committed (%s: %s); abandoning this activation",
+        ctx.execution_id,
+        type(cause).__name__,
+        cause,
+    )
+    return cause

@@ -72,6 +72,16 @@ class ExecutionNotFailed(PermanentError):
     default_message = "the execution has not failed"
 
 
+class ExecutionConflict(PermanentError):
+    """An execution id already names an execution of another workflow or with another input.
+
+    Fields: `execution_id`, `workflow_id` (requested), `existing_workflow_id`, and `reason`:
+    `"workflow"` or `"input"`. Nothing was written.
+    """
+
+    default_message = "the execution id is taken by a different request"
+
+
 class InputValidationError(PermanentError, ValueError):
     default_message = "input failed validation"
 
@@ -130,6 +140,23 @@ class Suspend(BaseException):
 
 class Cancelled(BaseException):
     """Raised inside workflow code at its next checkpoint after `Durable.cancel`."""
+
+
+class ActivationAbandoned(BaseException):
+    """Raised inside workflow code when a checkpoint could not be committed.
+
+    The store was unreachable or slow (`StoreUnavailable`), a newer worker holds the execution
+    (`LeaseLost`), or the store failed in some other way: an infrastructure fault, never the
+    workflow's. Like `Suspend`, it is a `BaseException` so that `except Exception` in workflow
+    code cannot catch it and act on it (run compensations, record a failure). The engine abandons
+    the activation (nothing more is written) and the execution runs again from its last commit.
+    A workflow that catches `BaseException` must re-raise it; if it does not, the engine still
+    abandons the activation, and every later `ctx.*` call raises it again.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"activation abandoned: {type(cause).__name__}: {cause}")
 
 
 _ALL: dict[str, type[DurableError]] = {}

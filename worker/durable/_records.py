@@ -59,6 +59,10 @@ class ExecutionRecord:
     wake_at: datetime | None = None
     category: str | None = None
     parent: str | None = None
+    # sha256 of the canonical input (None on records written before inputs were hashed).
+    input_hash: str | None = None
+    # 1 for the first run under this id; `allow_if_finished` starts count up.
+    run: int = 1
 
     @property
     def is_final(self) -> bool:

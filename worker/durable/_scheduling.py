@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from . import _codec
-from ._errors import ExecutionFinished, ExecutionNotFound
+from ._errors import ExecutionConflict, ExecutionFinished, ExecutionNotFound
 from ._records import ExecutionId
 from ._slots import ScheduleSpec, slot_execution_id, slot_iso
 from ._store._base import AuditDraft, NewExecution, Store
@@ -154,17 +154,32 @@ class Scheduler:
                 except (ExecutionFinished, ExecutionNotFound):
                     pass
             wf = self.durable.registry.get(spec.workflow_id)
-            await exec_store.create_execution(
-                NewExecution(
-                    execution_id=ExecutionId(execution_id),
-                    workflow_id=spec.workflow_id,
-                    input=_codec.dumps(spec.input, what="schedule input"),
-                    now_ms=now_ms,
-                    category=None if wf is None else wf.category,
-                    actor=actor,
-                    reason="schedule",
+            try:
+                await exec_store.create_execution(
+                    NewExecution(
+                        execution_id=ExecutionId(execution_id),
+                        workflow_id=spec.workflow_id,
+                        input=_codec.dumps(spec.input, what="schedule input"),
+                        now_ms=now_ms,
+                        category=None if wf is None else wf.category,
+                        actor=actor,
+                        reason="schedule",
+                    )
                 )
-            )
+            except ExecutionConflict as exc:
+                # Another attempt at this slot started it first, from the schedule as it was then (its
+                # input or workflow was updated since). That run is the slot's run: keep it, say so.
+                audit.append(
+                    AuditDraft(
+                        "conflict",
+                        f"slot {slot_iso(latest)}: {execution_id} was already started with a different "
+                        f"{exc.reason}; kept that run",
+                        actor=actor,
+                        data=_codec.dumps(
+                            {"reason": exc.reason, "existing_workflow_id": exc.existing_workflow_id}
+                        ),
+                    )
+                )
         audit.append(
             AuditDraft(
                 "fired",

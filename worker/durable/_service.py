@@ -29,7 +29,7 @@ from ._records import (
     ms_to_dt,
 )
 from ._schedules import ScheduleClient
-from ._store._base import ExecutionQuery, NewExecution, Store
+from ._store._base import ExecutionQuery, IdReuse, NewExecution, Store
 from ._store._memory import MemoryStore
 from ._worker import Worker
 from ._workflow import (
@@ -137,8 +137,16 @@ class Durable(ScheduleClient):
         actor: str | None = None,
         parent: str | None = None,
         start_at: datetime | None = None,
+        id_reuse: IdReuse = "reject",
     ) -> ExecutionId:
-        """Create an execution and return its id at once. An existing `execution_id` is returned as is."""
+        """Create an execution and return its id at once.
+
+        Starting again under an existing `execution_id` is idempotent for the same request (same
+        workflow, same input): the id comes back and nothing changes. A different workflow or input
+        raises `ExecutionConflict` and changes nothing. `id_reuse="allow_if_finished"` instead starts
+        a fresh run under the id when its execution is final (completed, failed or cancelled),
+        dropping the old run's history. Invalid input raises `InputValidationError`, writing nothing.
+        """
         definition = self._resolve_workflow(workflow)
         encoded = self._validate_input(definition, input)
         eid = ExecutionId(execution_id or uuid.uuid4().hex)
@@ -154,6 +162,7 @@ class Durable(ScheduleClient):
                 parent=parent,
                 actor=actor or self.actor,
                 start_at_ms=dt_to_ms(start_at) if start_at is not None else None,
+                id_reuse=id_reuse,
             )
         )
         if created:
@@ -184,8 +193,9 @@ class Durable(ScheduleClient):
         *,
         timeout: float | None = None,
         execution_id: str | None = None,
+        id_reuse: IdReuse = "reject",
     ) -> Any:
-        eid = await self.start(workflow, input, execution_id=execution_id)
+        eid = await self.start(workflow, input, execution_id=execution_id, id_reuse=id_reuse)
         return await self.wait(eid, timeout=timeout)
 
     # ------------------------------------------------------------------ talking to executions

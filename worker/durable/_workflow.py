@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from ._errors import InputValidationError, SignalPayloadError
 
@@ -37,28 +37,37 @@ class WorkflowDef:
     category: str | None = None
     input_model: type[BaseModel] | None = None
     description: str | None = None
+    # The input's annotation, whatever it is (None: unannotated or `Any`, so not validated).
+    input_type: Any = None
+    input_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
 
     def validate_input(self, value: Any) -> Any:
-        """The input in the form it is stored: validated by the model if the workflow declares one."""
-        if self.input_model is None:
+        """The input in the form it is stored: validated against the declared input type, if any.
+
+        Raises `InputValidationError` with a one-line reason.
+        """
+        adapter = self.input_adapter
+        if adapter is None:
             return value
         try:
-            model = value if isinstance(value, self.input_model) else self.input_model.model_validate(value)
+            parsed = adapter.validate_python(value)
         except ValidationError as exc:
             raise InputValidationError(
                 f"input for workflow {self.workflow_id!r} is invalid: {_one_line(exc)}",
                 workflow_id=self.workflow_id,
                 errors=_one_line(exc),
             ) from None
-        return model.model_dump(mode="json")
+        return adapter.dump_python(parsed, mode="json")
 
     def parse_input(self, stored: Any) -> Any:
-        if self.input_model is None:
+        """The stored input as the declared type (a model, a dataclass, `list[int]`, ...)."""
+        if self.input_adapter is None:
             return stored
-        return self.input_model.model_validate(stored)
+        return self.input_adapter.validate_python(stored)
 
 
-def _input_model(fn: WorkflowFn) -> type[BaseModel] | None:
+def _input_type(fn: WorkflowFn) -> Any:
+    """The annotation of the workflow's input parameter; None if it has none (or it is `Any`)."""
     params = list(inspect.signature(fn).parameters.values())
     if len(params) < 2:
         return None
@@ -67,9 +76,18 @@ def _input_model(fn: WorkflowFn) -> type[BaseModel] | None:
     except Exception:
         return None
     hint = hints.get(params[1].name)
-    if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return hint
-    return None
+    return None if hint is Any else hint
+
+
+def _input_adapter(hint: Any) -> TypeAdapter[Any] | None:
+    if hint is None:
+        return None
+    try:
+        return TypeAdapter(hint)
+    except (PydanticUserError, TypeError, NameError):
+        # A type pydantic cannot validate (an arbitrary class, typing.TypedDict before 3.12): the
+        # input passes through unvalidated, as it did before inputs other than models were validated.
+        return None
 
 
 def workflow(
@@ -91,12 +109,16 @@ def workflow(
             raise ValueError(
                 f"workflow id {workflow_id!r} is already registered by {existing.fn.__module__}.{existing.fn.__qualname__}"
             )
+        hint = _input_type(fn)
+        adapter = _input_adapter(hint)
         definition = WorkflowDef(
             workflow_id=workflow_id,
             fn=fn,
             category=category,
-            input_model=_input_model(fn),
+            input_model=hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None,
             description=description or (inspect.getdoc(fn) or None),
+            input_type=hint if adapter is not None else None,
+            input_adapter=adapter,
         )
         _WORKFLOWS[workflow_id] = definition
         fn.__durable_workflow__ = definition  # type: ignore[attr-defined]

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
+from .._codec import input_hash
+from .._errors import ExecutionConflict
 from .._records import (
     AuditEntry,
     ExecutionId,
@@ -73,6 +75,10 @@ class Checkpoint:
         return bool(self.records or self.audit or self.events or self.current_step)
 
 
+IdReuse = Literal["reject", "allow_if_finished"]
+ID_REUSE_POLICIES: tuple[IdReuse, ...] = ("reject", "allow_if_finished")
+
+
 @dataclass(frozen=True, slots=True)
 class NewExecution:
     execution_id: ExecutionId
@@ -85,6 +91,33 @@ class NewExecution:
     reason: str = "start"
     # When set, the execution's first wake-up is a timer at this time instead of the queue.
     start_at_ms: int | None = None
+    # What an existing execution under this id allows (see `Store.create_execution`).
+    id_reuse: IdReuse = "reject"
+    # sha256 of the canonical input (`_codec.input_hash`); filled from `input` when left empty.
+    input_hash: str = ""
+
+    def __post_init__(self) -> None:
+        if self.id_reuse not in ID_REUSE_POLICIES:
+            raise ValueError(f"id_reuse must be one of {', '.join(ID_REUSE_POLICIES)}, got {self.id_reuse!r}")
+        if not self.input_hash:
+            object.__setattr__(self, "input_hash", input_hash(self.input))
+
+
+def conflict_error(
+    execution_id: str, workflow_id: str, existing_workflow_id: str, reason: str
+) -> ExecutionConflict:
+    """The error both stores raise when `create_execution` meets a different request under its id."""
+    if reason == "workflow":
+        what = f"an execution of workflow {existing_workflow_id!r}, not {workflow_id!r}"
+    else:
+        what = f"an execution of {existing_workflow_id!r} with a different input"
+    return ExecutionConflict(
+        f"execution id {execution_id!r} is already taken by {what}",
+        execution_id=execution_id,
+        workflow_id=workflow_id,
+        existing_workflow_id=existing_workflow_id,
+        reason=reason,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +200,22 @@ class Store(abc.ABC):
     # ---------------------------------------------------------------- executions
     @abc.abstractmethod
     async def create_execution(self, new: NewExecution) -> bool:
-        """Create a pending execution and enqueue its start (or its start timer).
+        """Create a pending execution and enqueue its start (or its start timer); True if it did.
 
-        Atomic and idempotent on `execution_id`: if it exists, change nothing and return False.
-        Writes an audit entry `created` and a status event.
+        Stores `workflow_id`, `input` and `input_hash` in the record (run 1). Writes an audit entry
+        `created` and a status event. One atomic step, which decides by `id_reuse` when the id exists:
+
+        - the same request (same workflow id and input hash; a record from before input hashes
+          matches on the workflow id alone): change nothing and return False. With `reject`
+          always, with `allow_if_finished` only while the existing execution is not final.
+        - a different request that may not replace it (`reject`, or the existing execution is
+          not final): change nothing and raise `ExecutionConflict` (fields execution_id,
+          workflow_id, existing_workflow_id, reason `"workflow"` or `"input"`).
+        - `allow_if_finished` and the existing execution is final (completed, failed or
+          cancelled), whatever the request: drop the old run (its record, step records,
+          buffered signals, delivery ids, lease, timer, finished and compactable index
+          entries) and create the new run with `run` one higher. The audit stream is kept and
+          gets a `replaced` entry before the new run's `created`.
         """
 
     @abc.abstractmethod

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from .._errors import (
+    ExecutionConflict,
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
@@ -46,6 +47,7 @@ from ._base import (
     SignalWait,
     Store,
     SuspendOutcome,
+    conflict_error,
 )
 from ._memory_schedules import MemoryScheduleStore
 
@@ -56,6 +58,10 @@ _AUDIT_CAP = 1_000
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _conflict(new: NewExecution, existing_workflow_id: str, reason: str) -> ExecutionConflict:
+    return conflict_error(new.execution_id, new.workflow_id, existing_workflow_id, reason)
 
 
 @dataclass
@@ -88,6 +94,8 @@ class _Exec:
     sigids: set[str] = field(default_factory=set)
     audit: deque[AuditEntry] = field(default_factory=lambda: deque(maxlen=_AUDIT_CAP))
     compacted_ms: int | None = None
+    input_hash: str = ""
+    run: int = 1
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -113,6 +121,8 @@ class _Exec:
             wake_at=ms_to_dt(self.wake_ms),
             category=self.category,
             parent=self.parent,
+            input_hash=self.input_hash or None,
+            run=self.run,
         )
 
 
@@ -245,8 +255,15 @@ class MemoryStore(MemoryScheduleStore, Store):
 
     # ---------------------------------------------------------------- executions
     async def create_execution(self, new: NewExecution) -> bool:
-        if new.execution_id in self._execs:
-            return False
+        old = self._execs.get(new.execution_id)
+        if old is not None:
+            replace = new.id_reuse == "allow_if_finished" and old.status in FINAL_STATUSES
+            if not replace:
+                if old.workflow_id != new.workflow_id:
+                    raise _conflict(new, old.workflow_id, "workflow")
+                if old.input_hash and old.input_hash != new.input_hash:
+                    raise _conflict(new, old.workflow_id, "input")
+                return False
         ex = _Exec(
             execution_id=new.execution_id,
             workflow_id=new.workflow_id,
@@ -255,7 +272,16 @@ class MemoryStore(MemoryScheduleStore, Store):
             updated_ms=new.now_ms,
             category=new.category,
             parent=new.parent,
+            input_hash=new.input_hash,
         )
+        if old is not None:
+            # A fresh run: the old one's history (steps, signals, delivery ids, lease) goes, its audit stays.
+            self._drop_timer(old)
+            ex.run = old.run + 1
+            ex.fence = old.fence  # tokens never repeat under one id: a stale worker stays fenced out
+            ex.audit = old.audit
+            message = f"run {old.run} ({old.status.value}, {old.workflow_id}) replaced by run {ex.run}"
+            self._audit(ex, [AuditDraft(kind="replaced", message=message, actor=new.actor)], new.now_ms)
         self._execs[new.execution_id] = ex
         self._status_event(ex, new.now_ms)
         self._audit(

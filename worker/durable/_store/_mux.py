@@ -10,7 +10,12 @@ Only non-blocking commands go here (scripts, HGETALL, XADD, ...): blocking reads
 their own redis-py connections. A call that gets no answer within the deadline fails with
 `StoreUnavailable` (cause `TimeoutError`) and drops the connection with everything in flight on it;
 a lost connection fails its calls with `StoreUnavailable` (cause `ConnectionError`). The next call
-connects again. Nothing is retried here: callers already treat `StoreUnavailable` as "try later".
+connects again. A call is sent again on a new connection only if it never left this process (the
+connection was found closed before its bytes were written): a command that may have reached the
+server is never repeated, since a script that ran but whose answer was lost must not run twice
+(callers settle that ambiguity by reading the state again: the engine replays the history). Replies
+that describe the server's state rather than the command (LOADING after a restart, BUSY, READONLY
+after a failover, ...) are `StoreUnavailable` too: callers treat it as "try later".
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import collections
 import contextlib
 import hashlib
 import logging
+import select
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -32,8 +38,39 @@ __all__ = ["Mux", "Subscriber", "pack"]
 
 log = logging.getLogger("durable.store.redis")
 
-# Reconnect-and-resend attempts after a dropped connection (redis-py's Retry in the pool did 3).
+# Reconnect-and-resend attempts for a call whose connection was gone before it was written.
 _RETRIES = 3
+
+# Error replies that say the server cannot serve anything right now, whatever the command: a
+# restart still loading its data, a script running too long, a replica or a failover in progress,
+# memory or disk trouble. Transient for the caller, never the command's own fault.
+TRANSIENT_REPLIES = (
+    "LOADING",
+    "BUSY ",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "READONLY",
+    "OOM",
+    "MISCONF",
+)
+
+
+# poll(2) events that mean the peer closed its end (POLLRDHUP is Linux's; elsewhere only a full hang-up).
+_HUNG_UP = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
+
+
+class _NotSent(rexc.ConnectionError):
+    """The connection was closed before the command was written: sending it again is safe."""
+
+
+def reply_error(message: str) -> Exception:
+    """An error reply as an exception: the server's transient states as `StoreUnavailable`."""
+    if message.startswith(TRANSIENT_REPLIES):
+        err = StoreUnavailable(f"redis cannot serve now: {message}")
+        err.__cause__ = rexc.ResponseError(message)
+        return err
+    return rexc.ResponseError(message)
 
 
 def _arg(value: Any) -> bytes:
@@ -79,11 +116,17 @@ class _Proto(asyncio.Protocol):
         self.closed = False
         self.op_timeout_s = op_timeout_s
         self.watchdog: asyncio.TimerHandle | None = None
+        # Polled (without waiting) before each write, to see whether the server has hung up.
+        self.probe: select.poll | None = None
 
     # ------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they have the same methods.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and hasattr(select, "poll"):
+            self.probe = select.poll()
+            self.probe.register(sock.fileno(), _HUNG_UP)
         if self.op_timeout_s is not None:
             self.watchdog = self.loop.call_later(self._period(), self._check)
 
@@ -106,7 +149,7 @@ class _Proto(asyncio.Protocol):
             if fut.done():
                 continue  # the caller gave up (cancelled); the answer still had to be read
             if isinstance(reply, hiredis.ReplyError):
-                fut.set_exception(rexc.ResponseError(str(reply)))
+                fut.set_exception(reply_error(str(reply)))
             else:
                 fut.set_result(reply)
 
@@ -120,7 +163,7 @@ class _Proto(asyncio.Protocol):
         fut: asyncio.Future[Any] = self.loop.create_future()
         if self.closed:
             err = StoreUnavailable("redis is unreachable: connection closed")
-            err.__cause__ = rexc.ConnectionError("connection closed")
+            err.__cause__ = _NotSent("connection closed")
             fut.set_exception(err)
             return fut
         self.waiting.append((fut, self.loop.time()))
@@ -130,9 +173,18 @@ class _Proto(asyncio.Protocol):
             self.loop.call_soon(self._flush)
         return fut
 
+    def _peer_closed(self) -> bool:
+        """The server hung up (a restart, an idle time-out) and the loop has not noticed yet."""
+        probe = self.probe
+        return probe is not None and any(events & _HUNG_UP for _fd, events in probe.poll(0))
+
     def _flush(self) -> None:
         self.flush_scheduled = False
         if self.out and self.transport is not None and not self.closed:
+            if self._peer_closed():
+                # Nothing in the buffer reached the server: its calls may go again on a new connection.
+                self._fail(rexc.ConnectionError("connection closed by the server"), "redis is unreachable")
+                return
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
             self.out.clear()
             self.transport.write(data)
@@ -153,17 +205,21 @@ class _Proto(asyncio.Protocol):
 
     def _fail(self, cause: BaseException, message: str) -> None:
         self.closed = True
+        self.probe = None
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
         if self.transport is not None:
             self.transport.abort()
         waiting, self.waiting = self.waiting, collections.deque()
+        # The newest `unsent` calls are still in the write buffer: they never reached the server.
+        unsent = len(self.out)
         self.out.clear()
-        for fut, _ in waiting:
+        first_unsent = len(waiting) - unsent
+        for i, (fut, _) in enumerate(waiting):
             if not fut.done():
                 err = StoreUnavailable(f"{message}: {cause}")
-                err.__cause__ = cause
+                err.__cause__ = _NotSent(str(cause)) if i >= first_unsent else cause
                 fut.set_exception(err)
 
     def close(self) -> None:
@@ -253,18 +309,23 @@ class Mux:
             if opened is not None:
                 opened.close()
             raise StoreUnavailable(f"redis refused the connection: {exc}") from exc
+        except StoreUnavailable:
+            if opened is not None:  # a transient reply to AUTH or SELECT (still loading, ...)
+                opened.close()
+            raise
         return proto
 
     async def _send(self, packed: bytes) -> Any:
-        """Send and await the reply; a dropped connection is retried like redis-py's `Retry` did
-        (a few times, backing off), a deadline that passed is not."""
+        """Send and await the reply. A call that never left (its connection was already gone) goes
+        again on a new connection, a few times, backing off; one that may have reached the server
+        does not (see the module's docstring)."""
         delay = 0.02
         for attempt in range(_RETRIES + 1):
             proto = await self._connection() if attempt == 0 else await self._reconnect(delay)
             try:
                 return await proto.send(packed)
             except StoreUnavailable as exc:
-                if attempt == _RETRIES or not isinstance(exc.__cause__, rexc.ConnectionError):
+                if attempt == _RETRIES or not isinstance(exc.__cause__, _NotSent):
                     raise
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover

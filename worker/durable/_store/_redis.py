@@ -51,9 +51,10 @@ from ._base import (
     SignalWait,
     Store,
     SuspendOutcome,
+    conflict_error,
 )
 from ._keys import QUEUE_GROUP, Keys
-from ._mux import Mux, Subscriber, sha1
+from ._mux import TRANSIENT_REPLIES, Mux, Subscriber, sha1
 from ._redis_schedules import RedisScheduleStore
 
 __all__ = ["RedisStore"]
@@ -113,6 +114,10 @@ class _Op:
                 raise StoreUnavailable("redis did not answer in time") from timeout
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+        if isinstance(exc, rexc.ReadOnlyError) or (
+            isinstance(exc, rexc.ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
+        ):
+            raise StoreUnavailable(f"redis cannot serve now: {exc}") from exc
 
 
 def _mux_for(redis: aioredis.Redis, op_timeout_s: float | None) -> Mux | None:
@@ -206,6 +211,8 @@ def _record_from(execution_id: str, f: dict[bytes, bytes]) -> ExecutionRecord:
         wake_at=ms_to_dt(_opt_ms(g(b"wake_ms"))),
         category=_opt(g(b"category")),
         parent=_opt(g(b"parent")),
+        input_hash=_opt(g(b"input_hash")),
+        run=int(g(b"run") or 1),
     )
 
 
@@ -525,8 +532,13 @@ class RedisStore(RedisScheduleStore, Store):
             new.reason,
             start_at,
             _timer_member(eid, "start"),
+            new.input_hash,
+            new.id_reuse,
         ]
-        return bool(await self._run("create", keys, args))
+        res = await self._run("create", keys, args)
+        if int(res[0]) < 0:
+            raise conflict_error(eid, new.workflow_id, _id(res[2]), _id(res[1]))
+        return bool(int(res[0]) == 1)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         if self._mux is not None:

@@ -1,15 +1,45 @@
 -- create_execution. Extra KEYS: 13 idx:all, 14 idx:wf:<workflow>.
--- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
-end
+-- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member,
+--       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished')
+-- Returns {1} created, {0} the same request exists (nothing changed),
+-- {-1, reason, existing workflow id} a different request exists (nothing changed).
 local workflow_id = ARGV[3]
+local run = 1
+local fence = '0'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local old = redis.call('HMGET', KEYS[1], 'workflow_id', 'input_hash', 'status', 'run', 'fence')
+  local old_wf = old[1] or ''
+  if ARGV[12] ~= 'allow_if_finished' or not FINAL[old[3]] then
+    if old_wf ~= workflow_id then
+      return { -1, 'workflow', old_wf }
+    end
+    if old[2] and old[2] ~= '' and old[2] ~= ARGV[11] then
+      return { -1, 'input', old_wf }
+    end
+    return { 0 }
+  end
+  -- A fresh run under a finished id: drop the old run's history; the audit stream stays.
+  run = tonumber(old[4] or '1') + 1
+  fence = old[5] or '0' -- fence tokens never repeat under one id: a stale worker of the old run stays fenced out
+  for _, name in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+    redis.call('DEL', K_HEAD .. EID .. K_SIG .. name)
+  end
+  drop_timer()
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
+  redis.call('ZREM', KEYS[12], EID)
+  redis.call('ZREM', K_COMPACTABLE, EID)
+  if old_wf ~= workflow_id then
+    redis.call('ZREM', K_IDX_WF .. old_wf, EID)
+  end
+  audit('replaced', 'run ' .. (run - 1) .. ' (' .. (old[3] or '?') .. ', ' .. old_wf .. ') replaced by run ' .. run,
+    '', ARGV[7], '')
+end
 local start_at = ARGV[9]
 if start_at ~= '' and tonumber(start_at) <= tonumber(NOW) then
   start_at = ''  -- already due: the queue, not a timer
 end
-local fields = { 'workflow_id', workflow_id, 'input', ARGV[4], 'status', 'pending', 'attempt', '1',
-  'activations', '0', 'created_ms', NOW, 'updated_ms', NOW, 'fence', '0' }
+local fields = { 'workflow_id', workflow_id, 'input', ARGV[4], 'input_hash', ARGV[11], 'run', run,
+  'status', 'pending', 'attempt', '1', 'activations', '0', 'created_ms', NOW, 'updated_ms', NOW, 'fence', fence }
 if ARGV[5] ~= '' then
   table.insert(fields, 'category')
   table.insert(fields, ARGV[5])
@@ -36,4 +66,4 @@ redis.call('ZADD', KEYS[14], NOW, EID)
 redis.call('SADD', KEYS[11], EID)
 status_event(workflow_id, 'pending', '')
 audit('created', 'execution of ' .. workflow_id .. ' created', '', ARGV[7], '')
-return 1
+return { 1 }
