@@ -156,6 +156,14 @@ class Fault:
     note: str = ""
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the harness dies, so a killed test leaves no workers behind."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Harness:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -196,7 +204,9 @@ class Harness:
         ]
         n = len(self.all_workers)
         with open(self.tmp / f"worker-{n}.log", "wb") as errlog:
-            proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errlog)
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errlog, preexec_fn=_die_with_parent
+            )
         self.workers.append(proc)
         self.all_workers.append(proc)
         return proc
