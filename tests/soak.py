@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,7 +252,8 @@ class Harness:
         print(
             f"soak: seed {cfg.seed} (SOAK_SEED={cfg.seed} to repeat), {cfg.executions} executions over "
             f"{cfg.seconds:g} s, {cfg.workers} workers, lease {cfg.lease_ttl:g} s, op time-out "
-            f"{cfg.op_timeout:g} s, pause {cfg.pause_s:g} s, stop {cfg.stop_s:g} s; logs in {self.tmp}",
+            f"{cfg.op_timeout:g} s, pause {cfg.pause_s:g} s, stop {cfg.stop_s:g} s; worker logs in {self.tmp} "
+            "(kept if the check fails or SOAK_KEEP_LOGS is set)",
             flush=True,
         )
         executions = plan_executions(cfg, self.rng)
@@ -622,6 +624,8 @@ def run(cfg: Config) -> tuple[Report, str]:
     text = rep.table()
     if not rep.ok:
         text += "\n" + describe_failure(h, rep)
+    elif not os.environ.get("SOAK_KEEP_LOGS"):
+        shutil.rmtree(h.tmp, ignore_errors=True)
     return rep, text
 
 
