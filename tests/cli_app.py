@@ -19,7 +19,12 @@ class Approval(BaseModel):
     approved: bool
 
 
+class Poke(BaseModel):
+    n: int
+
+
 APPROVED = Signal("cli.approved", Approval)
+POKE = Signal("cli.poke", Poke)
 
 
 @workflow("cli.greet", category="cli")
@@ -33,6 +38,12 @@ async def approval(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any
     decision = await ctx.wait_for_signal(APPROVED, step_id="approval")
     await ctx.step("ship", lambda: "shipped")
     return {"order": order.get("id"), "approved": decision.approved}
+
+
+@workflow("cli.poked")
+async def poked(ctx: WorkflowContext, _input: Any) -> dict[str, Any]:
+    poke = await ctx.wait_for_signal(POKE, step_id="poke")
+    return {"n": poke.n}
 
 
 def _needs_marker(path: str) -> str:

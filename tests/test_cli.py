@@ -300,6 +300,255 @@ def test_signal(cli: Cli, worker: WorkerProcess) -> None:
     )
 
 
+# ---------------------------------------------------------------------------- poisoned signals
+
+
+def _no_app(redis_url: str) -> dict[str, str]:
+    env = _env(redis_url)
+    del env["DURABLE_APP"]
+    return env
+
+
+def _on_store(redis_url: str, fn: Any) -> Any:
+    """Run `fn(store)` on a RedisStore of its own (to build states the CLI cannot)."""
+    from durable import RedisStore
+
+    async def go() -> Any:
+        store = RedisStore.from_url(redis_url)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _buffered(redis_url: str, eid: str, name: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.llen(f"dw:{{{eid}}}:sig:{name}"))
+    finally:
+        client.close()
+
+
+def _audit_kinds(detail: dict[str, Any]) -> list[str]:
+    return [a["kind"] for a in detail["audit"]]
+
+
+def _until_audit(cli: Cli, eid: str, kind: str, *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        detail = cli.wait_status(eid, *statuses)
+        if kind in _audit_kinds(detail):
+            return detail
+        assert time.monotonic() < deadline, f"no {kind} audit entry: {detail['audit']}"
+        time.sleep(0.05)
+
+
+def _consumed_bad_record(redis_url: str, eid: str, *, fail: bool) -> None:
+    """Leave what a consuming run leaves when the payload is bad: the wait's record completed with it.
+
+    `fail=False`: the run crashed right after the consume (the record stays, a replay is queued).
+    `fail=True`: the old engine's outcome, the execution failed with pydantic's ValidationError."""
+    import orjson
+
+    from durable._records import Status
+    from durable._store._base import Checkpoint
+
+    async def go(store: Any) -> None:
+        got = await store.acquire(eid, "crashed", 30_000, int(time.time() * 1000))
+        assert got.outcome == "ok"
+        seq = orjson.loads(got.steps["poke"])["seq"]
+        record = orjson.dumps(
+            {
+                "seq": seq,
+                "kind": "signal",
+                "status": "completed",
+                "attempt": 1,
+                "at": int(time.time() * 1000),
+                "meta": {"signal": "cli.poke"},
+                "result": {"kind": "signal", "payload": {"n": "notint"}},
+            }
+        )
+        now = int(time.time() * 1000)
+        await store.commit(eid, got.token, Checkpoint(records=[("poke", record)], current_step="poke"), now)
+        if fail:
+            error = orjson.dumps(
+                {"type": "ValidationError", "message": "1 validation error for Poke", "fields": {}}
+            )
+            await store.finish(eid, got.token, Checkpoint(), now, status=Status.FAILED, error=error)
+        else:
+            await store.release(eid, "crashed", got.token)
+            await store.enqueue(eid, "recover")
+
+    _on_store(redis_url, go)
+
+
+def test_signal_without_the_app_is_validated_against_the_stored_schema(
+    cli: Cli, worker: WorkerProcess, redis_url: str
+) -> None:
+    no_app = _no_app(redis_url)
+    eid = cli.ok("start", "cli.poked").strip()
+    cli.wait_status(eid, "waiting")
+    # Without the workers' registry, the schema the waiting execution recorded decides.
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    assert client.delete("dw:signal-schemas") == 1  # the worker published cli_app's typed signals
+    client.close()
+    before = cli.wait_status(eid, "waiting")
+    cli.fails_all(
+        case(
+            "signal",
+            eid,
+            "cli.poke",
+            "--payload",
+            '{"n": "notint"}',
+            needle="payload for signal 'cli.poke' is invalid: n: 'notint' is not of type 'integer'",
+            env=no_app,
+        ),
+        case(
+            "signal", eid, "cli.poke", "--payload", "{}", needle="is invalid: n: field required", env=no_app
+        ),
+        case("signal", eid, "cli.poke", needle="(root): None is not of type 'object'", env=no_app),
+        # With the app the model itself decides, as before.
+        case(
+            "signal",
+            eid,
+            "cli.poke",
+            "--payload",
+            '{"n": "notint"}',
+            needle="n: Input should be a valid integer",
+        ),
+    )
+    after = cli.wait_status(eid, "waiting")
+    assert after["audit"] == before["audit"] and _buffered(redis_url, eid, "cli.poke") == 0
+    assert after["execution"]["waiting_for"] == "cli.poke"
+    assert "delivered" in cli.ok("signal", eid, "cli.poke", "--payload", '{"n": 5}', env=no_app)
+    assert cli.wait_status(eid, "completed")["execution"]["result"] == {"n": 5}
+
+
+def test_signal_sent_before_anyone_waits_is_validated_against_the_workers_registry(
+    cli: Cli, worker: WorkerProcess, redis_url: str
+) -> None:
+    no_app = _no_app(redis_url)
+    eid = cli.ok("start", "cli.approval", "--input", '{"id": 1}').strip()
+    cli.wait_status(eid, "waiting")  # for cli.approved, not cli.poke
+    cli.fails(
+        "signal",
+        eid,
+        "cli.poke",
+        "--payload",
+        '{"n": "x"}',
+        needle="signal 'cli.poke' is invalid",
+        env=no_app,
+    )
+    assert _buffered(redis_url, eid, "cli.poke") == 0
+    assert "delivered" in cli.ok("signal", eid, "cli.poke", "--payload", '{"n": 1}', env=no_app)
+    assert _buffered(redis_url, eid, "cli.poke") == 1
+    # A signal nobody knows a schema for is delivered unchecked, as before.
+    assert "delivered" in cli.ok("signal", eid, "cli.unknown", "--payload", '"anything"', env=no_app)
+
+
+def test_a_bad_payload_that_gets_through_is_rejected_when_consumed(
+    cli: Cli, worker: WorkerProcess, redis_url: str
+) -> None:
+    eid = cli.ok("start", "cli.poked").strip()
+    cli.wait_status(eid, "waiting")
+
+    async def deliver(store: Any) -> None:  # an old client: straight to the store, unchecked
+        assert await store.send_signal(eid, "cli.poke", b'{"n":"notint"}', "old-1", int(time.time() * 1000))
+
+    _on_store(redis_url, deliver)
+    detail = _until_audit(cli, eid, "signal.rejected", "waiting")
+    rejected = next(a for a in detail["audit"] if a["kind"] == "signal.rejected")
+    assert rejected["message"].startswith("signal cli.poke rejected: n: Input should be a valid integer")
+    assert rejected["step_id"] == "poke" and rejected["data"] == {"n": "notint"}
+    poke = next(s for s in detail["steps"] if s["step_id"] == "poke")
+    assert poke["status"] == "waiting" and detail["execution"]["waiting_for"] == "cli.poke"
+    assert "delivered" in cli.ok("signal", eid, "cli.poke", "--payload", '{"n": 2}', env=_no_app(redis_url))
+    done = cli.wait_status(eid, "completed")
+    assert done["execution"]["result"] == {"n": 2}
+    assert _audit_kinds(done).count("signal.rejected") == 1
+
+
+def test_a_replay_of_a_consumed_bad_payload_rejects_it_the_same_way(
+    cli: Cli, worker: WorkerProcess, redis_url: str
+) -> None:
+    eid = cli.ok("start", "cli.poked").strip()
+    cli.wait_status(eid, "waiting")
+    _consumed_bad_record(redis_url, eid, fail=False)
+    detail = _until_audit(cli, eid, "signal.rejected", "waiting")
+    assert next(s for s in detail["steps"] if s["step_id"] == "poke")["status"] == "waiting"
+    assert "delivered" in cli.ok("signal", eid, "cli.poke", "--payload", '{"n": 3}')
+    assert cli.wait_status(eid, "completed")["execution"]["result"] == {"n": 3}
+
+
+def test_retry_discard_signal_recovers_an_execution_failed_on_a_bad_payload(
+    cli: Cli, worker: WorkerProcess, redis_url: str, tmp_path: Path
+) -> None:
+    no_app = _no_app(redis_url)
+    eid = cli.ok("start", "cli.poked").strip()
+    cli.wait_status(eid, "waiting")
+    flaky = cli.ok("start", "cli.flaky", "--input", json.dumps({"marker": str(tmp_path / "none")})).strip()
+    cli.wait_status(flaky, "failed")
+    cli.fails_all(
+        case("retry", eid, "--discard-signal", needle="is waiting, not failed"),
+        case("retry", "nope", "--discard-signal", needle="'nope' does not exist"),
+        case("retry", flaky, "--discard-signal", needle="has no consumed signal at step 'second' to discard"),
+    )
+    assert cli.wait_status(flaky, "failed")["execution"]["attempt"] == 1  # nothing changed
+
+    _consumed_bad_record(redis_url, eid, fail=True)
+    cli.wait_status(eid, "failed")
+    assert cli.json("retry", eid, "--discard-signal", env=no_app) == {
+        "execution_id": eid,
+        "status": "pending",
+    }
+    detail = _until_audit(cli, eid, "signal.discarded", "waiting")
+    discarded = next(a for a in detail["audit"] if a["kind"] == "signal.discarded")
+    assert discarded["step_id"] == "poke" and discarded["actor"] == "tester"
+    assert discarded["data"]["result"] == {"kind": "signal", "payload": {"n": "notint"}}
+    assert next(s for s in detail["steps"] if s["step_id"] == "poke")["status"] == "waiting"
+    assert "signal.rejected" not in _audit_kinds(detail)
+    assert "delivered" in cli.ok("signal", eid, "cli.poke", "--payload", '{"n": 4}', env=no_app)
+    done = cli.wait_status(eid, "completed")
+    assert done["execution"]["result"] == {"n": 4} and done["execution"]["attempt"] == 2
+
+
+def test_skip_step_on_a_signal_wait_validates_the_payload(
+    cli: Cli, worker: WorkerProcess, redis_url: str
+) -> None:
+    no_app = _no_app(redis_url)
+    eid = cli.ok("start", "cli.poked").strip()
+    before = cli.wait_status(eid, "waiting")
+    cli.fails_all(
+        case(
+            "skip-step",
+            eid,
+            "poke",
+            "--result",
+            '{"n": "bad"}',
+            needle="n: 'bad' is not of type 'integer'",
+            env=no_app,
+        ),
+        case(
+            "skip-step", eid, "poke", "--result", '{"n": "bad"}', needle="n: Input should be a valid integer"
+        ),
+        case("skip-step", eid, "poke", needle="payload for signal 'cli.poke' is invalid: (root)", env=no_app),
+    )
+    after = cli.wait_status(eid, "waiting")
+    assert after["audit"] == before["audit"] and after["steps"] == before["steps"]
+    assert "skipped" in cli.ok("skip-step", eid, "poke", "--result", '{"n": 6}', env=no_app)
+    done = cli.wait_status(eid, "completed")
+    assert done["execution"]["result"] == {"n": 6}
+    poke = next(s for s in done["steps"] if s["step_id"] == "poke")
+    assert poke["result"] == {"kind": "signal", "payload": {"n": 6}}
+    assert poke["meta"]["signal"] == "cli.poke" and poke["meta"]["skipped_by"] == "tester"
+
+
 # ---------------------------------------------------------------------------- operator actions
 
 

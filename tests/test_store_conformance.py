@@ -22,6 +22,7 @@ from durable._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
+    InvalidStepId,
     LeaseLost,
     StoreUnavailable,
     WaitTimeoutError,
@@ -742,6 +743,90 @@ async def test_skip_step(store: Store) -> None:
         await store.skip_step("e1", "stuck", record, None, now())
     with pytest.raises(ExecutionNotFound):
         await store.skip_step("nope", "stuck", record, None, now())
+
+
+# ---------------------------------------------------------------------------- signal schemas
+SCHEMA = b'{"type":"object","required":["n"]}'
+CONSUMED_PREFIX = b'{"seq":1,"kind":"signal","status":"completed","meta":{"signal":"go"},"result":{"kind":"signal","payload":'
+
+
+async def test_signal_schema_comes_from_the_wait_then_the_registry(store: Store) -> None:
+    assert await store.signal_schema("nope", "go") is None
+    token = await running(store)
+    assert await store.signal_schema("e1", "go") is None
+    wait = SignalWait("go", "w", PREFIX, SUFFIX, schema=SCHEMA)
+    outcome = await store.suspend("e1", token, Checkpoint(), now(), status=Status.WAITING, wait=wait)
+    assert outcome.kind == "suspended"
+    assert await store.signal_schema("e1", "go") == SCHEMA
+    assert await store.signal_schema("e1", "other") is None
+    await store.publish_signal_schemas({"go": b'{"type":"string"}', "other": b'{"type":"integer"}'})
+    await store.publish_signal_schemas({})
+    # The execution's own wait wins over the registry; the registry covers the rest.
+    assert await store.signal_schema("e1", "go") == SCHEMA
+    assert await store.signal_schema("e1", "other") == b'{"type":"integer"}'
+    assert await store.signal_schema("nope", "go") == b'{"type":"string"}'
+    # Kept while a signal wakes the execution; a wait without a schema falls back to the registry.
+    assert await store.send_signal("e1", "go", b'{"n":1}', "d1", now())
+    assert await store.signal_schema("e1", "go") == SCHEMA
+    got = await store.acquire("e1", "w1", TTL, now())
+    assert await store.signal_schema("e1", "go") == SCHEMA
+    outcome = await store.suspend(
+        "e1", got.token, Checkpoint(), now(), status=Status.WAITING, wait=wait_for()
+    )
+    assert outcome.kind == "signal"
+    assert await store.signal_schema("e1", "go") == b'{"type":"string"}'
+    await store.suspend("e1", got.token, Checkpoint(), now(), status=Status.WAITING, wait=wait)
+    assert await store.signal_schema("e1", "go") == SCHEMA
+    # The end drops it.
+    got = await store.acquire("e1", "w1", TTL, now())
+    await store.finish("e1", got.token, Checkpoint(), now(), status=Status.COMPLETED)
+    assert await store.signal_schema("e1", "go") == b'{"type":"string"}'
+
+
+async def test_retry_can_discard_a_consumed_signal(store: Store) -> None:
+    with pytest.raises(ExecutionNotFound):
+        await store.retry_execution("nope", None, now(), discard_signal_step="w")
+    await create(store)
+    assert await store.send_signal("e1", "go", b'{"n":"bad"}', "d1", now())
+    assert await store.send_signal("e1", "go", b'{"n":2}', "d2", now())
+    token = await running(store)
+    wait = SignalWait("go", "w", CONSUMED_PREFIX, b"}}")
+    outcome = await store.suspend(
+        "e1", token, Checkpoint(records=[step("ok", result=1)]), now(), status=Status.WAITING, wait=wait
+    )
+    assert outcome.kind == "signal"
+    consumed = CONSUMED_PREFIX + b'{"n":"bad"}}}'
+    with pytest.raises(ExecutionNotFailed):
+        await store.retry_execution("e1", None, now(), discard_signal_step="w")
+    timeout_record = orjson.dumps(
+        {"seq": 2, "kind": "signal", "status": "completed", "result": {"kind": "timeout", "payload": None}}
+    )
+    await store.commit("e1", token, Checkpoint(records=[("t", timeout_record)]), now())
+    await store.finish(
+        "e1", token, Checkpoint(), now(), status=Status.FAILED, error=b'{"type":"ValidationError"}'
+    )
+    await drain(store)
+    # Only a consumed signal can be discarded: a plain step, a timeout, a missing step change nothing.
+    for bad in ("ok", "t", "missing"):
+        with pytest.raises(InvalidStepId):
+            await store.retry_execution("e1", "ops", now(), discard_signal_step=bad)
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.FAILED and rec.attempt == 1
+    assert (await store.load_steps("e1"))["w"] == consumed
+    assert await drain(store) == []
+
+    await store.retry_execution("e1", "ops", now(), discard_signal_step="w")
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.PENDING and rec.attempt == 2
+    assert set(await store.load_steps("e1")) == {"ok", "t"}
+    assert reasons(await drain(store)) == [("e1", "retry")]
+    discarded = next(a for a in await store.list_audit("e1") if a.kind == "signal.discarded")
+    assert (discarded.step_id, discarded.actor) == ("w", "ops")
+    assert discarded.data == orjson.loads(consumed)
+    # The next buffered payload is still there for the wait.
+    got = await store.acquire("e1", "w1", TTL, now())
+    outcome = await store.suspend("e1", got.token, Checkpoint(), now(), status=Status.WAITING, wait=wait)
+    assert (outcome.kind, outcome.payload) == ("signal", b'{"n":2}')
 
 
 async def test_recover_enqueues_only_what_nothing_else_will_wake(store: Store) -> None:

@@ -350,7 +350,13 @@ def signal(
     payload: Annotated[str | None, typer.Option("--payload", "-p", help="Payload as JSON, or @file.")] = None,
     delivery_id: Annotated[str | None, typer.Option(help="Deduplication id (a repeat is ignored).")] = None,
 ) -> None:
-    """Send a signal to an execution."""
+    """Send a signal to an execution.
+
+    The payload is checked before anything is delivered: by the signal's model if --app imports
+    it, else by the JSON Schema the waiting execution (or a worker) recorded for the signal. A
+    payload that fails exits non-zero and nothing is buffered. One that gets through anyway is
+    rejected when consumed (audit signal.rejected) and the execution keeps waiting.
+    """
     value = _json_arg(payload, "--payload")
 
     async def go(d: Durable) -> bool:
@@ -457,11 +463,22 @@ def cancel(
 
 
 @app.command()
-def retry(ctx: typer.Context, execution: Annotated[str, typer.Argument(help="Execution id.")]) -> None:
+def retry(
+    ctx: typer.Context,
+    execution: Annotated[str, typer.Argument(help="Execution id.")],
+    discard_signal: Annotated[
+        bool,
+        typer.Option(
+            "--discard-signal",
+            help="Also drop the signal the failed step consumed, so that the wait waits again "
+            "(for the next buffered or a new signal, or skip-step).",
+        ),
+    ] = False,
+) -> None:
     """Re-run a failed execution from its failed step (completed steps are kept)."""
 
     async def go(d: Durable) -> None:
-        await d.retry(execution)
+        await d.retry(execution, discard_signal=discard_signal)
 
     _run(ctx, go)
     if ctx.obj.json:
@@ -476,10 +493,16 @@ def skip_step(
     execution: Annotated[str, typer.Argument(help="Execution id.")],
     step: Annotated[str, typer.Argument(help="Step id.")],
     result: Annotated[
-        str, typer.Option("--result", "-r", help="The step's result as JSON, or @file.")
+        str,
+        typer.Option(
+            "--result",
+            "-r",
+            help="The step's result as JSON, or @file; for a signal wait, the signal's payload "
+            "(validated like `durable signal`).",
+        ),
     ] = "null",
 ) -> None:
-    """Store a result for a stuck step and wake the execution."""
+    """Store a result for a stuck step (retrying, sleeping or waiting for a signal) and wake the execution."""
     value = _json_arg(result, "--result")
 
     async def go(d: Durable) -> None:

@@ -29,6 +29,7 @@ from ._errors import (
     InvalidStepId,
     NoMatchingBranch,
     NonDeterminismError,
+    SignalPayloadError,
     StepFailedError,
     Suspend,
     describe_exception,
@@ -441,26 +442,40 @@ class WorkflowContext:
         timeout: float | timedelta | None = None,
         step_id: str | None = None,
     ) -> Any:
-        """Wait for a signal. Without a timeout: its payload. With one: a `SignalResult`."""
+        """Wait for a signal. Without a timeout: its payload. With one: a `SignalResult`.
+
+        A payload that fails the signal's model is rejected (audit `signal.rejected`, the wait's
+        record back to waiting, in the same write as the next wait) and the wait goes on.
+        """
         sig = resolve_signal(signal)
         sid = step_id or self._peek_id(f"__signal:{sig.name}:")
         seq, rec = self._next(sid, "signal", user=step_id is not None)
 
-        def shape(result: Any) -> Any:
-            kind: Literal["signal", "timeout"] = (
-                "timeout" if isinstance(result, dict) and result.get("kind") == "timeout" else "signal"
-            )
-            payload = sig.parse(result.get("payload")) if isinstance(result, dict) else sig.parse(result)
+        def shape(kind: Literal["signal", "timeout"], payload: Any = None) -> Any:
             if timeout is None:
                 return payload
             return SignalResult(kind=kind, payload=payload if kind == "signal" else None)
 
         if rec is not None and rec["status"] == "completed":
-            return shape(rec.get("result"))
-        now = now_ms()
-        if rec is not None:
+            result = rec.get("result")
+            if isinstance(result, dict) and result.get("kind") == "timeout":
+                return shape("timeout")
+            payload = result.get("payload") if isinstance(result, dict) else result
+            try:
+                return shape("signal", sig.parse_payload(payload))
+            except SignalPayloadError as exc:
+                # Consumed, then a crash before the rejection was written (or an old client's or an
+                # operator's bad payload): reject it now, exactly as the consuming run would have.
+                meta = rec.get("meta") or {}
+                if "deadline" in meta:
+                    deadline = meta["deadline"]
+                else:  # a record written before consumed records kept their deadline
+                    deadline = now_ms() + int(seconds(timeout) * 1000) if timeout is not None else None
+                self._reject_signal(seq, sid, sig, deadline, exc, payload)
+        elif rec is not None:
             deadline = (rec.get("meta") or {}).get("deadline")
         else:
+            now = now_ms()
             deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
             self._buffer(
                 sid,
@@ -475,7 +490,27 @@ class WorkflowContext:
                 AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
             )
             self._pending.current_step = sid
-        head = encode_record(seq, "signal", "completed", at_ms=now, meta={"signal": sig.name}, step_id=sid)
+        while True:
+            kind, payload = await self._suspend(
+                Status.WAITING,
+                wake_at_ms=deadline,
+                timer_id=sid,
+                wait=self._signal_wait(seq, sid, sig, deadline),
+            )
+            if kind == "timeout":
+                return shape("timeout")
+            value = _codec.loads(payload)
+            try:
+                return shape("signal", sig.parse_payload(value))
+            except SignalPayloadError as exc:
+                self._reject_signal(seq, sid, sig, deadline, exc, value)
+
+    def _signal_wait(self, seq: int, sid: str, sig: Signal[Any], deadline: int | None) -> SignalWait:
+        now = now_ms()
+        meta: dict[str, Any] = {"signal": sig.name}
+        if deadline is not None:
+            meta["deadline"] = deadline  # a replay that rejects this payload waits until the same deadline
+        head = encode_record(seq, "signal", "completed", at_ms=now, meta=meta, step_id=sid)
         # The store splices the payload into the record so that consuming it is one atomic write.
         prefix = head[: -len(b"null}")] + b'{"kind":"signal","payload":'
         timeout_record = encode_record(
@@ -486,18 +521,44 @@ class WorkflowContext:
             meta={"signal": sig.name},
             result={"kind": "timeout", "payload": None},
         )
-        wait = SignalWait(
+        return SignalWait(
             name=sig.name,
             step_id=sid,
             record_prefix=prefix,
             record_suffix=b"}}",
             deadline_ms=deadline,
             timeout_record=timeout_record if deadline is not None else None,
+            schema=sig.schema,
         )
-        kind, payload = await self._suspend(Status.WAITING, wake_at_ms=deadline, timer_id=sid, wait=wait)
-        if kind == "timeout":
-            return shape({"kind": "timeout", "payload": None})
-        return shape({"kind": "signal", "payload": _codec.loads(payload)})
+
+    def _reject_signal(
+        self,
+        seq: int,
+        sid: str,
+        sig: Signal[Any],
+        deadline: int | None,
+        exc: SignalPayloadError,
+        payload: Any,
+    ) -> None:
+        """Buffer the rejection of a consumed payload: the wait's record back to waiting, and the audit."""
+        self._buffer(
+            sid,
+            encode_record(
+                seq,
+                "signal",
+                "waiting",
+                at_ms=now_ms(),
+                meta={"signal": sig.name, "deadline": deadline},
+                step_id=sid,
+            ),
+            AuditDraft(
+                kind="signal.rejected",
+                message=f"signal {sig.name} rejected: {exc.fields.get('errors', exc.message)}",
+                step_id=sid,
+                data=_codec.dumps(payload, what=f"payload of signal {sig.name!r}", step_id=sid),
+            ),
+        )
+        self._pending.current_step = sid
 
     # ------------------------------------------------------------------ replay-safe records
     def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:

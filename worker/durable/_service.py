@@ -14,7 +14,9 @@ from ._context import encode_record, now_ms
 from ._describe import FlowShape, describe_workflow
 from ._errors import (
     ExecutionCancelledError,
+    ExecutionNotFailed,
     ExecutionNotFound,
+    InvalidStepId,
     WorkflowFailedError,
     WorkflowNotFound,
 )
@@ -36,6 +38,7 @@ from ._workflow import (
     Signal,
     WorkflowDef,
     as_definition,
+    check_payload_schema,
     registered_workflow,
     registered_workflows,
     resolve_signal,
@@ -208,12 +211,30 @@ class Durable(ScheduleClient):
         delivery_id: str | None = None,
         actor: str | None = None,
     ) -> bool:
-        """Deliver a signal (buffered if nobody waits yet). False if `delivery_id` was seen before."""
+        """Deliver a signal (buffered if nobody waits yet). False if `delivery_id` was seen before.
+
+        The payload is validated by the signal's model if this process knows it, else by the JSON
+        Schema the store holds for it (`Store.signal_schema`); a bad one raises `SignalPayloadError`
+        and nothing is delivered.
+        """
         sig = resolve_signal(signal)
-        data = _codec.dumps(sig.validate(payload), what=f"payload of signal {sig.name!r}")
+        value = await self._checked_payload(
+            execution_id, sig, payload, what=f"payload of signal {sig.name!r}"
+        )
+        data = _codec.dumps(value, what=f"payload of signal {sig.name!r}")
         return await self.store.send_signal(
             execution_id, sig.name, data, delivery_id or uuid.uuid4().hex, now_ms(), actor or self.actor
         )
+
+    async def _checked_payload(self, execution_id: str, sig: Signal[Any], payload: Any, *, what: str) -> Any:
+        """The payload in its stored form, validated by the model or the stored schema if there is one."""
+        if sig.schema is not None:
+            return sig.validate(payload)
+        value = _codec.to_plain(payload, what=what)
+        schema = await self.store.signal_schema(execution_id, sig.name)
+        if schema is not None:
+            check_payload_schema(sig.name, schema, value)
+        return value
 
     async def cancel(
         self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None
@@ -221,29 +242,66 @@ class Durable(ScheduleClient):
         """Cancel at once if idle; a running execution stops at its next checkpoint."""
         return await self.store.cancel(execution_id, reason, actor or self.actor, now_ms())
 
-    async def retry(self, execution_id: str, *, actor: str | None = None) -> None:
-        """Re-run a failed execution from its failed step; completed steps stay memoized."""
-        await self.store.retry_execution(execution_id, actor or self.actor, now_ms())
+    async def retry(
+        self, execution_id: str, *, discard_signal: bool = False, actor: str | None = None
+    ) -> None:
+        """Re-run a failed execution from its failed step; completed steps stay memoized.
+
+        `discard_signal`: the execution failed on the signal its current step consumed (a payload the
+        workflow could not use): drop that consumed signal so the wait waits again (for a buffered or
+        a new payload, or `skip_step`). Raises `InvalidStepId` if the current step holds no consumed
+        signal."""
+        step: str | None = None
+        if discard_signal:
+            record = await self._require(execution_id)
+            if record.status != Status.FAILED:
+                raise ExecutionNotFailed(
+                    f"execution {execution_id!r} is {record.status.value}, not failed",
+                    execution_id=execution_id,
+                    status=record.status.value,
+                )
+            step = record.current_step
+            if not step:
+                raise InvalidStepId(
+                    f"execution {execution_id!r} has no current step, so no consumed signal to discard",
+                    execution_id=execution_id,
+                )
+        await self.store.retry_execution(
+            execution_id, actor or self.actor, now_ms(), discard_signal_step=step
+        )
 
     async def skip_step(
         self, execution_id: str, step_id: str, result: Any = None, *, actor: str | None = None
     ) -> None:
-        """Store `result` for a stuck step (retrying, sleeping or waiting) and wake the execution."""
+        """Store `result` for a stuck step (retrying, sleeping or waiting) and wake the execution.
+
+        For a signal wait, `result` is the payload: validated like `signal`'s (model or stored schema;
+        `SignalPayloadError` writes nothing)."""
         raw = (await self.store.load_steps(execution_id)).get(step_id)
         seq, kind = -1, "step"
+        meta: dict[str, Any] = {}
         if raw is not None:
             data = _codec.loads(raw)
             seq, kind = int(data.get("seq", -1)), str(data.get("kind", "step"))
+            meta = data.get("meta") or {}
         value: Any = _codec.to_plain(result, what=f"result for step {step_id!r}", step_id=step_id)
         if kind == "signal":
+            name = meta.get("signal")
+            if isinstance(name, str) and name:
+                value = await self._checked_payload(
+                    execution_id, resolve_signal(name), value, what=f"result for step {step_id!r}"
+                )
+                meta = {"signal": name, **({"deadline": meta["deadline"]} if meta.get("deadline") else {})}
             value = {"kind": "signal", "payload": value}
+        else:
+            meta = {}
         record = encode_record(
             seq,
             kind,
             "completed",
             result=value,
             at_ms=now_ms(),
-            meta={"skipped_by": actor or self.actor},
+            meta={**meta, "skipped_by": actor or self.actor},
             step_id=step_id,
         )
         await self.store.skip_step(execution_id, step_id, record, actor or self.actor, now_ms())

@@ -23,6 +23,7 @@ from ._errors import StoreUnavailable
 from ._metrics import METRICS
 from ._records import QueueEntry
 from ._threads import StepThreads
+from ._workflow import signal_schemas
 
 if TYPE_CHECKING:
     from ._service import Durable
@@ -89,6 +90,10 @@ class Worker:
     async def start(self) -> None:
         if self._with_recover:
             await self._retrying("recover", self.durable.recover)
+        # Senders without the app validate payloads of signals sent before anyone waits against these.
+        schemas = signal_schemas()
+        if schemas:
+            await self._retrying("publish signal schemas", lambda: self.store.publish_signal_schemas(schemas))
         self._loops.append(asyncio.create_task(self._consume(), name="durable-consume"))
         self._loops.append(asyncio.create_task(self._reclaim(), name="durable-reclaim"))
         self._loops.append(asyncio.create_task(self._renew(), name="durable-renew"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+import orjson
 from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from ._errors import InputValidationError, SignalPayloadError
@@ -148,13 +149,14 @@ def registered_workflows() -> list[WorkflowDef]:
 class Signal(Generic[T]):
     """A signal id, optionally typed: payloads are validated by `model` on send and parsed on receipt."""
 
-    __slots__ = ("model", "name")
+    __slots__ = ("_schema", "model", "name")
 
     def __init__(self, name: str, model: type[T] | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("signal name must be a non-empty string")
         self.name = name
         self.model = model
+        self._schema: bytes | None = None
         if model is not None:
             _SIGNALS[name] = self
 
@@ -178,6 +180,71 @@ class Signal(Generic[T]):
 
     def parse(self, stored: Any) -> Any:
         return _parse_model(self.model, stored)
+
+    def parse_payload(self, stored: Any) -> Any:
+        """A received payload as the workflow sees it; raises `SignalPayloadError` if it fails the model
+        (a typed signal's payload may not be null)."""
+        model = self.model
+        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return stored
+        try:
+            return model.model_validate(stored)
+        except ValidationError as exc:
+            raise SignalPayloadError(
+                f"payload for signal {self.name!r} is invalid: {_one_line(exc)}",
+                signal=self.name,
+                errors=_one_line(exc),
+            ) from None
+
+    @property
+    def schema(self) -> bytes | None:
+        """The JSON Schema of a pydantic model's payloads (encoded), for senders without the model."""
+        model = self.model
+        if self._schema is None and isinstance(model, type) and issubclass(model, BaseModel):
+            self._schema = orjson.dumps(model.model_json_schema())
+        return self._schema
+
+
+def signal_schemas() -> dict[str, bytes]:
+    """The JSON Schemas of every typed signal this process knows, by name (workers publish them)."""
+    return {name: schema for name, sig in _SIGNALS.items() if (schema := sig.schema) is not None}
+
+
+def _schema_path(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "(root)"
+
+
+def _schema_error(error: Any) -> str:
+    """`field.path: message`, naming the missing field itself for a `required` error."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [p for p in error.validator_value if p not in error.instance and repr(p) in error.message]
+        if missing:
+            return f"{_schema_path([*path, missing[0]])}: field required"
+    return f"{_schema_path(path)}: {error.message[:200]}"
+
+
+def check_payload_schema(name: str, schema: bytes, payload: Any) -> None:
+    """Validate a plain payload against a signal's JSON Schema; raises `SignalPayloadError` in one line.
+
+    For senders that do not have the signal's model. JSON Schema is stricter than pydantic's lax mode
+    (`"5"` is not an integer here), so a sender without the model must send canonical JSON."""
+    import jsonschema  # imported here: only senders without the model need it
+
+    try:
+        spec = orjson.loads(schema)
+        validator_cls = jsonschema.validators.validator_for(spec)
+        errors = sorted(
+            validator_cls(spec).iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+    except (orjson.JSONDecodeError, jsonschema.exceptions.SchemaError):
+        return  # a broken stored schema cannot judge the payload; the consumer still validates it
+    if not errors:
+        return
+    parts = [_schema_error(e) for e in errors[:5]]
+    more = "" if len(errors) <= 5 else f" (+{len(errors) - 5} more)"
+    reason = "; ".join(parts) + more
+    raise SignalPayloadError(f"payload for signal {name!r} is invalid: {reason}", signal=name, errors=reason)
 
 
 def _parse_model(model: Any, stored: Any) -> Any:

@@ -13,7 +13,7 @@ Both stores pass one conformance suite (tests/test_store_conformance.py).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -127,6 +127,9 @@ class SignalWait:
     If a payload is buffered, the store pops it and stores `record_prefix + payload +
     record_suffix` under `step_id` (so replay returns the same payload). Else, if
     `deadline_ms` has passed, it stores `timeout_record` under `step_id`. Else it suspends.
+    `schema` is the encoded JSON Schema of the signal's payload (None if untyped): the store keeps
+    it with the execution, so that a sender without the signal's model can validate against it
+    (`Store.signal_schema`).
     """
 
     name: str
@@ -135,6 +138,7 @@ class SignalWait:
     record_suffix: bytes
     deadline_ms: int | None = None
     timeout_record: bytes | None = None
+    schema: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +284,9 @@ class Store(abc.ABC):
     ) -> SuspendOutcome:
         """Write `checkpoint`, then settle a wait, or suspend.
 
-        With `wait`: a buffered signal is consumed (`signal`), or a passed deadline is
-        recorded (`timeout`); the lease stays ours and the run goes on. Otherwise the
+        With `wait`: its signal name and schema are recorded on the execution (kept until the next
+        signal wait or the end), then a buffered signal is consumed (`signal`), or a passed deadline
+        is recorded (`timeout`); the lease stays ours and the run goes on. Otherwise the
         execution moves to `status` (sleeping or waiting), records what it waits for,
         registers its wake-up timer (`timer_id` at `wake_at_ms`; a `wake_at_ms` already due at
         `now_ms` enqueues the run at once instead, reason `timer`), releases the lease, and,
@@ -334,6 +339,20 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
+        """The JSON Schema a sender without the model validates a `name` payload against.
+
+        The schema the execution's latest signal wait recorded if that wait was for `name` (see
+        `SignalWait.schema`), else the one published for `name` (`publish_signal_schemas`), else None.
+        A read, not a promise: the consumer validates the payload again.
+        """
+
+    @abc.abstractmethod
+    async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
+        """Record (replace) the JSON Schemas of typed signals by name in a store-wide registry; workers
+        publish the signals their process knows at start. Last writer wins per name."""
+
+    @abc.abstractmethod
     async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
         """Cancel now if no worker runs it (returns cancelled), else flag it (returns running).
 
@@ -341,11 +360,17 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def retry_execution(self, execution_id: str, actor: str | None, now_ms: int) -> None:
+    async def retry_execution(
+        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+    ) -> None:
         """A failed execution goes back to pending: failed step records are dropped (completed ones
         stay memoized), the attempt count grows, a run is enqueued.
 
-        Raises `ExecutionNotFound` or `ExecutionNotFailed`.
+        `discard_signal_step`: also drop that step's record, which must be a consumed signal (kind
+        `signal`, status `completed`, result kind `signal`), so that the wait waits again; audited as
+        `signal.discarded` with the dropped record as data. Buffered signals stay buffered.
+        Raises `ExecutionNotFound`, `ExecutionNotFailed`, or `InvalidStepId` (nothing changes) if the
+        step holds no consumed signal.
         """
 
     @abc.abstractmethod

@@ -137,6 +137,11 @@ class Keys:
         scored by the time they became final (failed ones keep their history for retry and debugging)."""
         return self._compactable
 
+    def signal_schemas(self) -> str:
+        """Hash: signal name → the JSON Schema of its payload, published by workers (senders without the
+        model validate against it)."""
+        return f"{self.prefix}:signal-schemas"
+
     def done_channel(self) -> str:
         """Pub/sub channel: the id of every execution that just became final."""
         return self._done

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from .._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
+    InvalidStepId,
     LeaseLost,
     WaitTimeoutError,
 )
@@ -80,6 +81,9 @@ class _Exec:
     activations: int = 0
     current_step: str | None = None
     waiting_for: str = ""
+    # The latest signal wait's name and payload schema (Store.signal_schema), dropped at the end.
+    wait_signal: str = ""
+    wait_schema: bytes | None = None
     wake_ms: int | None = None
     timer: str = ""
     fence: int = 0
@@ -126,6 +130,18 @@ class _Exec:
         )
 
 
+def _consumed_signal(raw: bytes | None) -> dict[str, Any] | None:
+    """The decoded record if `raw` is a consumed signal (what `retry_execution` may discard)."""
+    try:
+        rec = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or rec.get("kind") != "signal" or rec.get("status") != "completed":
+        return None
+    result = rec.get("result")
+    return rec if isinstance(result, dict) and result.get("kind") == "signal" else None
+
+
 class MemoryStore(MemoryScheduleStore, Store):
     """All state in one process. Not shared between processes; lost on exit."""
 
@@ -146,6 +162,7 @@ class MemoryStore(MemoryScheduleStore, Store):
         self._groups: dict[str, tuple[int, dict[str, StatusEvent]]] = {}  # group -> (last seq read, pending)
         self._emitted: deque[tuple[str, str, Any]] = deque(maxlen=_EVENTS_CAP)
         self._audit_seq = itertools.count(1)
+        self._signal_schemas: dict[str, bytes] = {}
 
     # ---------------------------------------------------------------- helpers
     def _get(self, execution_id: str) -> _Exec:
@@ -229,6 +246,7 @@ class MemoryStore(MemoryScheduleStore, Store):
         ex.finished_ms = now_ms
         ex.lease = None
         ex.waiting_for = ""
+        ex.wait_signal, ex.wait_schema = "", None
         ex.wake_ms = None
         self._drop_timer(ex)
         self._set_status(ex, status, now_ms)
@@ -410,6 +428,7 @@ class MemoryStore(MemoryScheduleStore, Store):
             return SuspendOutcome("cancelled")
         self._write(ex, checkpoint, now_ms)
         if wait is not None:
+            ex.wait_signal, ex.wait_schema = wait.name, wait.schema
             buffered = ex.signals.get(wait.name)
             if buffered:
                 payload = buffered.popleft()
@@ -526,6 +545,15 @@ class MemoryStore(MemoryScheduleStore, Store):
             self._enqueue(execution_id, "signal")
         return True
 
+    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
+        ex = self._execs.get(execution_id)
+        if ex is not None and ex.wait_signal == name and ex.wait_schema:
+            return ex.wait_schema
+        return self._signal_schemas.get(name)
+
+    async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
+        self._signal_schemas.update(schemas)
+
     async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
         ex = self._get(execution_id)
         if ex.status in FINAL_STATUSES:
@@ -546,13 +574,40 @@ class MemoryStore(MemoryScheduleStore, Store):
         self._cancel_now(ex, reason, actor, now_ms)
         return Status.CANCELLED
 
-    async def retry_execution(self, execution_id: str, actor: str | None, now_ms: int) -> None:
+    async def retry_execution(
+        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+    ) -> None:
         ex = self._get(execution_id)
         if ex.status != Status.FAILED:
             raise ExecutionNotFailed(
                 f"execution {execution_id!r} is {ex.status.value}, not failed",
                 execution_id=execution_id,
                 status=ex.status.value,
+            )
+        if discard_signal_step:
+            raw = ex.steps.get(discard_signal_step)
+            consumed = _consumed_signal(raw)
+            if raw is None or consumed is None:
+                raise InvalidStepId(
+                    f"execution {execution_id!r} has no consumed signal at step {discard_signal_step!r} to discard",
+                    execution_id=execution_id,
+                    step_id=discard_signal_step,
+                )
+            meta = consumed.get("meta")
+            name = meta.get("signal") if isinstance(meta, dict) else None
+            del ex.steps[discard_signal_step]
+            self._audit(
+                ex,
+                [
+                    AuditDraft(
+                        kind="signal.discarded",
+                        message=f"consumed signal {name if isinstance(name, str) else ''} discarded at step {discard_signal_step}",
+                        step_id=discard_signal_step,
+                        actor=actor,
+                        data=raw,
+                    )
+                ],
+                now_ms,
             )
         for step_id, rec in list(ex.steps.items()):
             if orjson.loads(rec).get("status") == "failed":

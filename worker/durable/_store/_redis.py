@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +28,7 @@ from .._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
+    InvalidStepId,
     LeaseLost,
     StoreUnavailable,
     WaitTimeoutError,
@@ -284,6 +285,14 @@ def _cancel_error(reason: str, actor: str | None) -> bytes:
 
 def _not_found(execution_id: str) -> ExecutionNotFound:
     return ExecutionNotFound(f"unknown execution {execution_id!r}", execution_id=execution_id)
+
+
+def _no_consumed_signal(execution_id: str, step_id: str) -> InvalidStepId:
+    return InvalidStepId(
+        f"execution {execution_id!r} has no consumed signal at step {step_id!r} to discard",
+        execution_id=execution_id,
+        step_id=step_id,
+    )
 
 
 def _finished(execution_id: str) -> ExecutionFinished:
@@ -669,7 +678,7 @@ class RedisStore(RedisScheduleStore, Store):
         args.append(member)
         if wait is None:
             keys.append(keys[0])
-            args.extend(("0", "", "", b"", b"", "", b""))
+            args.extend(("0", "", "", b"", b"", "", b"", b""))
         else:
             keys.append(self.keys.sig(execution_id, wait.name))
             # Without a timeout record a passed deadline cannot be recorded: the wait just suspends.
@@ -684,6 +693,7 @@ class RedisStore(RedisScheduleStore, Store):
                     wait.record_suffix,
                     deadline,
                     timeout_record,
+                    wait.schema or b"",
                 )
             )
         _pack_checkpoint(checkpoint, args).append(ack or "")
@@ -750,6 +760,27 @@ class RedisStore(RedisScheduleStore, Store):
             raise _finished(execution_id)
         return bool(res == 1)
 
+    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
+        exec_key, registry = self.keys.exec(execution_id), self.keys.signal_schemas()
+        if self._mux is not None:
+            # Both reads go out together (the connection pipelines them): one round trip.
+            own, published = await asyncio.gather(
+                self._mux.call("HMGET", exec_key, "wait_signal", "wait_schema"),
+                self._mux.call("HGET", registry, name),
+            )
+        else:
+            async with self._op():
+                own = await self._r.hmget(exec_key, "wait_signal", "wait_schema")
+                published = await self._r.hget(registry, name)
+        if own and own[0] is not None and _s(own[0]) == name and own[1]:
+            return bytes(own[1])
+        return bytes(published) if published else None
+
+    async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
+        if schemas:
+            async with self._op():
+                await self._r.hset(self.keys.signal_schemas(), mapping=dict(schemas))
+
     async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
         args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
         res = await self._run("cancel", self.keys.execution_keys(execution_id), args)
@@ -759,14 +790,20 @@ class RedisStore(RedisScheduleStore, Store):
             raise _finished(execution_id)
         return Status(_id(res))
 
-    async def retry_execution(self, execution_id: str, actor: str | None, now_ms: int) -> None:
+    async def retry_execution(
+        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+    ) -> None:
         res = await self._run(
-            "retry", self.keys.execution_keys(execution_id), [execution_id, now_ms, actor or ""]
+            "retry",
+            self.keys.execution_keys(execution_id),
+            [execution_id, now_ms, actor or "", discard_signal_step or ""],
         )
         if res == -2:
             raise _not_found(execution_id)
         if res == -4:
             raise ExecutionNotFailed(f"execution {execution_id!r} has not failed", execution_id=execution_id)
+        if res == -5:
+            raise _no_consumed_signal(execution_id, discard_signal_step or "")
 
     async def skip_step(
         self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int

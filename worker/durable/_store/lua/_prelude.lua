@@ -122,7 +122,7 @@ local function finalize(status, result, err, audit_kind, message, actor)
   if err then
     redis.call('HSET', KEYS[1], 'error', err)
   end
-  redis.call('HDEL', KEYS[1], 'cancel', 'cancel_actor', 'cancel_error', 'rewake')
+  redis.call('HDEL', KEYS[1], 'cancel', 'cancel_actor', 'cancel_error', 'rewake', 'wait_signal', 'wait_schema')
   redis.call('DEL', KEYS[3])
   drop_timer()
   redis.call('SREM', KEYS[11], EID)
