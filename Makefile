@@ -7,12 +7,13 @@ PIP := $(VENV)/bin/pip
 TOOLS := .tools
 PYTEST_ARGS ?=
 
-.PHONY: help install redis-server tools demo test lint typecheck unit slow crds bench e2e clean
+.PHONY: help install redis-server tools demo test lint typecheck unit slow crds bench soak e2e clean
 
 help:
 	@echo "make demo   - run the order workflow on the embedded MemoryStore (DURABLE_REDIS_URL switches to Redis)"
 	@echo "make test   - install everything, lint, type-check, run all tests on a throw-away redis-server"
 	@echo "make bench  - run the five standard workloads (SCALE=0.1 for a quick run)"
+	@echo "make soak   - crash soak: kills, stops, a Redis restart and pause (SOAK_EXECUTIONS, SOAK_SECONDS, SOAK_SEED)"
 	@echo "make crds   - regenerate crds/ and the chart's CRDs from the pydantic models"
 
 $(VENV)/.stamp-install: pyproject.toml
@@ -55,6 +56,10 @@ crds: install
 
 bench: install redis-server
 	$(PY) bench/run.py
+
+# Longer than the slow test's soak: SOAK_EXECUTIONS (1000), SOAK_SECONDS (180), SOAK_SEED (random, printed).
+soak: install redis-server
+	$(PY) tests/soak.py
 
 e2e: install
 	bash scripts/e2e-kind.sh

@@ -41,3 +41,12 @@ def test_times_and_urls() -> None:
     assert _safe_url("redis://:s3cret@db:6379/0") == "redis://:***@db:6379/0"
     assert _safe_url("redis://user:s3cret@db/1") == "redis://user:***@db/1"
     assert _safe_url("redis://db:6379/0") == "redis://db:6379/0"
+
+
+async def test_worker_op_timeout_reaches_the_store() -> None:
+    from durable._cli import Settings
+
+    for given, expected in ((0.5, 0.5), (None, 10.0)):
+        d = Settings(redis_url="redis://127.0.0.1:1/0").durable(op_timeout_s=given)
+        assert d.store._op_timeout == expected  # type: ignore[attr-defined]
+        await d.close()

@@ -92,12 +92,13 @@ class Settings:
             except Exception as exc:
                 raise CliError(f"cannot import app module {name!r}: {type(exc).__name__}: {exc}", 2) from exc
 
-    def durable(self) -> Durable:
+    def durable(self, *, op_timeout_s: float | None = None) -> Durable:
         from ._store._redis import RedisStore
 
         self.load_apps()
+        options: dict[str, Any] = {} if op_timeout_s is None else {"op_timeout_s": op_timeout_s}
         try:
-            store = RedisStore.from_url(self.redis_url)
+            store = RedisStore.from_url(self.redis_url, **options)
         except ValueError as exc:
             raise CliError(f"invalid --redis-url {self.redis_url!r}: {exc}", 2) from exc
         return Durable(store=store, workflows=registered_workflows(), actor=self.actor)
@@ -234,6 +235,14 @@ def worker(
             help="Seconds a completed or cancelled execution keeps its step history and audit (default: forever).",
         ),
     ] = None,
+    op_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.05,
+            envvar="DURABLE_OP_TIMEOUT",
+            help="Seconds one Redis operation may take before it counts as unavailable (default 10).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Run a worker until SIGTERM or SIGINT (then finish in-flight work and stop)."""
@@ -253,7 +262,7 @@ def worker(
         )
 
     async def serve() -> None:
-        d = settings.durable()
+        d = settings.durable(op_timeout_s=op_timeout)
         try:
             try:
                 await d.store.ping()
