@@ -414,10 +414,12 @@ async def operator(config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         yield runtime
     finally:
         stop.set()
-        # kopf exits gracefully on the stop flag, but a request retrying against the emulator can
-        # hold it for seconds; after a short grace, cancel (kopf cleans up on cancellation too).
+        # kopf exits gracefully on the stop flag; a request retrying against the emulator can hold
+        # it for seconds, and a loaded machine more. Cancel only after a long grace: cancelling kopf
+        # mid-shutdown can strand a watcher in its scheduler's close, which then hangs the test's
+        # event loop when it closes.
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=1.0)
+            await asyncio.wait_for(asyncio.shield(task), timeout=15.0)
         except (asyncio.CancelledError, Exception):
             task.cancel()
             with contextlib.suppress(BaseException):

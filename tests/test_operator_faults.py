@@ -156,8 +156,12 @@ async def test_a_redis_that_restarts_empty_is_reconciled(
     _never_backwards(cluster)
 
 
-def _block_status_patches(rt: Any) -> tuple[asyncio.Event, asyncio.Event]:
-    """Hold every DurableExecution status patch of this runtime until `release` is set."""
+def _block_status_patches(rt: Any, *, then_fail: bool = False) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold every DurableExecution status patch of this runtime until `release` is set.
+
+    `then_fail`: a released patch fails instead of landing (its operator is going down; kopf's
+    graceful stop waits for the handler that holds it).
+    """
     blocked, release = asyncio.Event(), asyncio.Event()
     original = rt.kube.merge_patch
 
@@ -165,6 +169,8 @@ def _block_status_patches(rt: Any) -> tuple[asyncio.Event, asyncio.Event]:
         if "/durableexecutions/" in path and path.endswith("/status"):
             blocked.set()
             await release.wait()
+            if then_fail:
+                raise ConnectionError("the operator stopped while this patch was in flight")
         return await original(path, body)
 
     rt.kube.merge_patch = merge_patch
@@ -177,11 +183,12 @@ async def test_an_operator_stopped_mid_batch_loses_nothing(
     config = fast_config(cluster, redis_url)
     async with operator(config) as first:
         await _workflow(cluster, "orders", "app.workflows.processOrder")
-        blocked, _ = _block_status_patches(first)
+        blocked, release = _block_status_patches(first, then_fail=True)
         eid = await engine.start("app.workflows.processOrder", {"id": 1}, execution_id="mid-batch")
         # The mirror read the events, created the mirror CR, and hangs in its status patch: unacked.
         await asyncio.wait_for(blocked.wait(), 10)
         assert await _pending(redis_url, config.group) > 0
+        release.set()  # the held patch fails now, as the operator goes down
     obj = cluster.get("durableexecutions", mirror_name(eid))
     assert obj is not None and not (obj.get("status") or {}).get("observedVersion")
     await engine.signal(eid, "orders.approved", {"approver": "gus"})
