@@ -479,14 +479,7 @@ class WorkflowContext:
             deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
             self._buffer(
                 sid,
-                encode_record(
-                    seq,
-                    "signal",
-                    "waiting",
-                    at_ms=now,
-                    meta={"signal": sig.name, "deadline": deadline},
-                    step_id=sid,
-                ),
+                _waiting_record(seq, sid, sig, deadline, now),
                 AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
             )
             self._pending.current_step = sid
@@ -543,14 +536,7 @@ class WorkflowContext:
         """Buffer the rejection of a consumed payload: the wait's record back to waiting, and the audit."""
         self._buffer(
             sid,
-            encode_record(
-                seq,
-                "signal",
-                "waiting",
-                at_ms=now_ms(),
-                meta={"signal": sig.name, "deadline": deadline},
-                step_id=sid,
-            ),
+            _waiting_record(seq, sid, sig, deadline, now_ms()),
             AuditDraft(
                 kind="signal.rejected",
                 message=f"signal {sig.name} rejected: {exc.fields.get('errors', exc.message)}",
@@ -660,6 +646,13 @@ class WorkflowContext:
             await self._step(
                 f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind="compensation"
             )
+
+
+def _waiting_record(seq: int, sid: str, sig: Signal[Any], deadline: int | None, at_ms: int) -> bytes:
+    """A signal wait's record while it waits (also what a rejected payload puts back)."""
+    return encode_record(
+        seq, "signal", "waiting", at_ms=at_ms, meta={"signal": sig.name, "deadline": deadline}, step_id=sid
+    )
 
 
 def _outside(name: str) -> DurableError:

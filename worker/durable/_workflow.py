@@ -165,17 +165,10 @@ class Signal(Generic[T]):
 
     def validate(self, payload: Any) -> Any:
         """Payload in its stored form; raises `SignalPayloadError` with a one-line reason."""
-        model = self.model
-        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
+        model = self._pydantic_model()
+        if model is None:
             return payload
-        try:
-            parsed = payload if isinstance(payload, model) else model.model_validate(payload)
-        except ValidationError as exc:
-            raise SignalPayloadError(
-                f"payload for signal {self.name!r} is invalid: {_one_line(exc)}",
-                signal=self.name,
-                errors=_one_line(exc),
-            ) from None
+        parsed = payload if isinstance(payload, model) else self._validated(model, payload)
         return parsed.model_dump(mode="json")
 
     def parse(self, stored: Any) -> Any:
@@ -184,11 +177,16 @@ class Signal(Generic[T]):
     def parse_payload(self, stored: Any) -> Any:
         """A received payload as the workflow sees it; raises `SignalPayloadError` if it fails the model
         (a typed signal's payload may not be null)."""
+        model = self._pydantic_model()
+        return stored if model is None else self._validated(model, stored)
+
+    def _pydantic_model(self) -> type[BaseModel] | None:
         model = self.model
-        if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return stored
+        return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+    def _validated(self, model: type[BaseModel], payload: Any) -> BaseModel:
         try:
-            return model.model_validate(stored)
+            return model.model_validate(payload)
         except ValidationError as exc:
             raise SignalPayloadError(
                 f"payload for signal {self.name!r} is invalid: {_one_line(exc)}",
@@ -199,8 +197,8 @@ class Signal(Generic[T]):
     @property
     def schema(self) -> bytes | None:
         """The JSON Schema of a pydantic model's payloads (encoded), for senders without the model."""
-        model = self.model
-        if self._schema is None and isinstance(model, type) and issubclass(model, BaseModel):
+        model = self._pydantic_model()
+        if self._schema is None and model is not None:
             self._schema = orjson.dumps(model.model_json_schema())
         return self._schema
 
