@@ -21,6 +21,7 @@ from durable import (
     ExecutionFinished,
     ExecutionNotFound,
     InputValidationError,
+    MemoryStore,
     RetryPolicy,
     Signal,
     SignalPayloadError,
@@ -579,3 +580,27 @@ async def _until(durable: Durable, eid: str, status: Status, timeout: float = 10
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{eid} never reached {status}; it is {record.status if record else None}")
         await asyncio.sleep(0.01)
+
+
+async def test_a_sender_without_the_model_is_checked_by_the_waiter_schema_first() -> None:
+    """`Durable.signal` by name: the published schema (cached) first, the waiter's own wins."""
+    from durable._store._base import Checkpoint, NewExecution, SignalWait
+
+    store = MemoryStore()
+    sender = Durable(store=store)
+    await store.create_execution(NewExecution(execution_id="e", workflow_id="wf", input=b"null", now_ms=1))
+    got = await store.acquire("e", "w", 30_000, 2)
+    own = b'{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}'
+    wait = SignalWait("poke.raw", "w1", b'{"result":', b"}", schema=own)
+    await store.suspend("e", got.token, Checkpoint(), 3, status=Status.WAITING, wait=wait)
+    with pytest.raises(SignalPayloadError, match="n: field required"):
+        await sender.signal("e", "poke.raw", {"m": 1})
+    record = await store.get_execution("e")
+    assert record is not None and record.status == Status.WAITING and not store._execs["e"].signals
+    # Published by a newer worker: a string. The waiter's own schema still decides for its wait.
+    await store.publish_signal_schemas({"poke.raw": b'{"type":"string"}'})
+    late = Durable(store=store)
+    assert await late.signal("e", "poke.raw", {"n": 1})
+    with pytest.raises(SignalPayloadError):
+        await late.signal("e", "poke.raw", {"n": "x"})
+    assert [list(q) for q in store._execs["e"].signals.values()] == [[b'{"n":1}']]

@@ -33,8 +33,10 @@ from durable._store._base import (
     Checkpoint,
     ExecutionQuery,
     NewExecution,
+    SchemaCheckNeeded,
     SignalWait,
     Store,
+    schema_digest,
 )
 from durable._store._redis import RedisStore
 
@@ -781,6 +783,30 @@ async def test_signal_schema_comes_from_the_wait_then_the_registry(store: Store)
     got = await store.acquire("e1", "w1", TTL, now())
     await store.finish("e1", got.token, Checkpoint(), now(), status=Status.COMPLETED)
     assert await store.signal_schema("e1", "go") == b'{"type":"string"}'
+
+
+async def test_an_unchecked_signal_is_refused_only_where_the_waiter_recorded_a_schema(store: Store) -> None:
+    # No waiter schema: an unchecked send goes through in one step.
+    await create(store, "e2")
+    assert await store.send_signal("e2", "go", b'{"n":1}', "d0", now(), checked="")
+    token = await running(store)
+    wait = SignalWait("go", "w", PREFIX, SUFFIX, schema=SCHEMA)
+    await store.suspend("e1", token, Checkpoint(), now(), status=Status.WAITING, wait=wait)
+    before = await store.list_audit("e1")
+    for checked in ("", schema_digest(b'{"type":"string"}')):
+        with pytest.raises(SchemaCheckNeeded) as refused:
+            await store.send_signal("e1", "go", b'{"n":"bad"}', "d1", now(), checked=checked)
+        assert refused.value.schema == SCHEMA
+    assert await store.list_audit("e1") == before  # nothing changed, not even the delivery id
+    record = await store.get_execution("e1")
+    assert record is not None and record.status == Status.WAITING
+    # Checked against that very schema, or by the model, or for another signal: accepted.
+    assert await store.send_signal("e1", "other", b"1", "d2", now(), checked="")
+    assert await store.send_signal("e1", "go", b'{"n":1}', "d1", now(), checked=schema_digest(SCHEMA))
+    assert await store.send_signal("e1", "go", b'{"n":2}', "d3", now())
+    assert not await store.send_signal("e1", "go", b'{"n":1}', "d1", now(), checked=schema_digest(SCHEMA))
+    await store.publish_signal_schemas({"go": b'{"type":"string"}'})
+    assert await store.published_signal_schemas() == {"go": b'{"type":"string"}'}
 
 
 async def test_retry_can_discard_a_consumed_signal(store: Store) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -17,6 +19,7 @@ from ._errors import (
     ExecutionNotFailed,
     ExecutionNotFound,
     InvalidStepId,
+    SignalPayloadError,
     WorkflowFailedError,
     WorkflowNotFound,
 )
@@ -31,7 +34,15 @@ from ._records import (
     ms_to_dt,
 )
 from ._schedules import ScheduleClient
-from ._store._base import ExecutionQuery, IdReuse, NewExecution, Store
+from ._store._base import (
+    CHECKED_BY_MODEL,
+    ExecutionQuery,
+    IdReuse,
+    NewExecution,
+    SchemaCheckNeeded,
+    Store,
+    schema_digest,
+)
 from ._store._memory import MemoryStore
 from ._worker import Worker
 from ._workflow import (
@@ -43,6 +54,9 @@ from ._workflow import (
     registered_workflows,
     resolve_signal,
 )
+
+# How long a `Durable` trusts its copy of the published signal schemas (workers publish at start).
+_SCHEMA_TTL_S = 30.0
 
 
 def _default_actor() -> str:
@@ -94,6 +108,8 @@ class Durable(ScheduleClient):
             self.registry[definition.workflow_id] = definition
         self.allow_unregistered = allow_unregistered
         self.actor = actor or _default_actor()
+        # (monotonic time read, schemas): the published signal schemas, for senders without the model.
+        self._published: tuple[float, dict[str, bytes]] = (-_SCHEMA_TTL_S - 1, {})
 
     # ------------------------------------------------------------------ helpers
     def lookup(self, workflow_id: str) -> WorkflowDef | None:
@@ -218,13 +234,45 @@ class Durable(ScheduleClient):
         and nothing is delivered.
         """
         sig = resolve_signal(signal)
-        value = await self._checked_payload(
-            execution_id, sig, payload, what=f"payload of signal {sig.name!r}"
+        what = f"payload of signal {sig.name!r}"
+        checked = CHECKED_BY_MODEL
+        if sig.schema is not None:
+            value = sig.validate(payload)
+        else:
+            # Without the model: the schema a worker published, if any (cached), and the store
+            # refuses the send if the waiter recorded one we did not check (one more round trip then).
+            value = _codec.to_plain(payload, what=what)
+            published = await self._published_schema(sig.name)
+            checked = ""
+            if published is not None:
+                try:
+                    check_payload_schema(sig.name, published, value)
+                    checked = schema_digest(published)
+                except SignalPayloadError:
+                    # The waiter's own schema (the code that waits) wins over the published one.
+                    own = await self.store.signal_schema(execution_id, sig.name)
+                    if own is None or own == published:
+                        raise
+                    check_payload_schema(sig.name, own, value)
+                    checked = schema_digest(own)
+        data = _codec.dumps(value, what=what)
+        delivery = delivery_id or uuid.uuid4().hex
+        send = functools.partial(
+            self.store.send_signal, execution_id, sig.name, data, delivery, now_ms(), actor or self.actor
         )
-        data = _codec.dumps(value, what=f"payload of signal {sig.name!r}")
-        return await self.store.send_signal(
-            execution_id, sig.name, data, delivery_id or uuid.uuid4().hex, now_ms(), actor or self.actor
-        )
+        try:
+            return await send(checked=checked)
+        except SchemaCheckNeeded as need:
+            check_payload_schema(sig.name, need.schema, value)
+            return await send(checked=schema_digest(need.schema))
+
+    async def _published_schema(self, name: str) -> bytes | None:
+        """The JSON Schema workers published for signal `name`, read at most every `_SCHEMA_TTL_S`."""
+        loaded_at, schemas = self._published
+        if time.monotonic() - loaded_at > _SCHEMA_TTL_S:
+            schemas = await self.store.published_signal_schemas()
+            self._published = (time.monotonic(), schemas)
+        return schemas.get(name)
 
     async def _checked_payload(self, execution_id: str, sig: Signal[Any], payload: Any, *, what: str) -> Any:
         """The payload in its stored form, validated by the model or the stored schema if there is one."""

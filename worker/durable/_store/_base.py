@@ -13,6 +13,7 @@ Both stores pass one conformance suite (tests/test_store_conformance.py).
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,6 +119,25 @@ def conflict_error(
         existing_workflow_id=existing_workflow_id,
         reason=reason,
     )
+
+
+#: `Store.send_signal(checked=...)`: the sender validated the payload with the signal's model.
+CHECKED_BY_MODEL = "*"
+
+
+def schema_digest(schema: bytes) -> str:
+    """How `send_signal(checked=...)` names the JSON Schema a payload was validated against."""
+    return hashlib.sha1(schema).hexdigest()
+
+
+class SchemaCheckNeeded(Exception):
+    """`send_signal` refused an unchecked payload: validate it against `schema`, then send again.
+
+    Control flow between `Durable.signal` and the store; it never reaches a caller of `Durable`."""
+
+    def __init__(self, schema: bytes) -> None:
+        super().__init__("the waiting execution recorded a schema for this signal")
+        self.schema = schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +351,20 @@ class Store(abc.ABC):
         delivery_id: str,
         now_ms: int,
         actor: str | None = None,
+        *,
+        checked: str = CHECKED_BY_MODEL,
     ) -> bool:
         """Buffer a payload; enqueue the execution if it waits for `name`.
 
         False (and nothing changes) if `delivery_id` was already accepted.
         Raises `ExecutionNotFound` or `ExecutionFinished`.
+
+        `checked` says what the sender validated the payload against: `CHECKED_BY_MODEL` (the
+        signal's model), `schema_digest(schema)` of a JSON Schema, or "" (nothing). Unless it is the
+        model, a payload for an execution whose signal wait for `name` recorded another schema is
+        refused with `SchemaCheckNeeded` carrying that schema, and nothing changes: the sender
+        validates against it and sends again. So a sender without the model costs no extra round
+        trip unless the waiter has a schema it did not check.
         """
 
     @abc.abstractmethod
@@ -346,6 +375,10 @@ class Store(abc.ABC):
         `SignalWait.schema`), else the one published for `name` (`publish_signal_schemas`), else None.
         A read, not a promise: the consumer validates the payload again.
         """
+
+    @abc.abstractmethod
+    async def published_signal_schemas(self) -> dict[str, bytes]:
+        """The store-wide registry `publish_signal_schemas` fills: signal name → JSON Schema."""
 
     @abc.abstractmethod
     async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:

@@ -40,15 +40,18 @@ from .._records import (
     ms_to_dt,
 )
 from ._base import (
+    CHECKED_BY_MODEL,
     Acquired,
     AuditDraft,
     Checkpoint,
     ExecutionQuery,
     NewExecution,
+    SchemaCheckNeeded,
     SignalWait,
     Store,
     SuspendOutcome,
     conflict_error,
+    schema_digest,
 )
 from ._memory_schedules import MemoryScheduleStore
 
@@ -519,6 +522,8 @@ class MemoryStore(MemoryScheduleStore, Store):
         delivery_id: str,
         now_ms: int,
         actor: str | None = None,
+        *,
+        checked: str = CHECKED_BY_MODEL,
     ) -> bool:
         ex = self._get(execution_id)
         if ex.status in FINAL_STATUSES:
@@ -527,6 +532,13 @@ class MemoryStore(MemoryScheduleStore, Store):
                 execution_id=execution_id,
                 status=ex.status.value,
             )
+        if (
+            checked != CHECKED_BY_MODEL
+            and ex.wait_signal == name
+            and ex.wait_schema
+            and schema_digest(ex.wait_schema) != checked
+        ):
+            raise SchemaCheckNeeded(ex.wait_schema)
         if delivery_id in ex.sigids:
             return False
         ex.sigids.add(delivery_id)
@@ -550,6 +562,9 @@ class MemoryStore(MemoryScheduleStore, Store):
         if ex is not None and ex.wait_signal == name and ex.wait_schema:
             return ex.wait_schema
         return self._signal_schemas.get(name)
+
+    async def published_signal_schemas(self) -> dict[str, bytes]:
+        return dict(self._signal_schemas)
 
     async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
         self._signal_schemas.update(schemas)

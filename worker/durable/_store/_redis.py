@@ -44,11 +44,13 @@ from .._records import (
     ms_to_dt,
 )
 from ._base import (
+    CHECKED_BY_MODEL,
     Acquired,
     AuditDraft,
     Checkpoint,
     ExecutionQuery,
     NewExecution,
+    SchemaCheckNeeded,
     SignalWait,
     Store,
     SuspendOutcome,
@@ -748,12 +750,16 @@ class RedisStore(RedisScheduleStore, Store):
         delivery_id: str,
         now_ms: int,
         actor: str | None = None,
+        *,
+        checked: str = CHECKED_BY_MODEL,
     ) -> bool:
         keys = self.keys.execution_keys(execution_id)
         keys.append(self.keys.sig(execution_id, name))
         res = await self._run(
-            "send_signal", keys, [execution_id, now_ms, name, payload, delivery_id, actor or ""]
+            "send_signal", keys, [execution_id, now_ms, name, payload, delivery_id, actor or "", checked]
         )
+        if isinstance(res, list):  # {-5, schema}: the waiter recorded a schema the sender did not check
+            raise SchemaCheckNeeded(bytes(res[1]))
         if res == -2:
             raise _not_found(execution_id)
         if res == -3:
@@ -775,6 +781,11 @@ class RedisStore(RedisScheduleStore, Store):
         if own and own[0] is not None and _s(own[0]) == name and own[1]:
             return bytes(own[1])
         return bytes(published) if published else None
+
+    async def published_signal_schemas(self) -> dict[str, bytes]:
+        async with self._op():
+            flat = await self._r.hgetall(self.keys.signal_schemas())
+        return {_s(k): bytes(v) for k, v in flat.items()}
 
     async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
         if schemas:
