@@ -133,7 +133,6 @@ class StatusMirror:
         listed = await self.prime()
         if reconcile:
             await self.reconcile(listed)
-            self.reconciles += 1
 
     async def reconcile(self, listed: list[dict[str, Any]]) -> None:
         """Every started DurableExecution against Redis (as the start-up reconcile does)."""
@@ -150,6 +149,7 @@ class StatusMirror:
                     mark_lost=True,
                     obj=body,
                 )
+        self.reconciles += 1
 
     async def prime(self) -> list[dict[str, Any]]:
         """Fill the views kopf's watch streams keep (they lag, or were paused, when a term begins).
@@ -192,7 +192,6 @@ class StatusMirror:
                 elif cfg.resync_seconds > 0 and time.monotonic() >= next_resync:
                     next_resync = time.monotonic() + cfg.resync_seconds
                     await self.reconcile(await self.prime())
-                    self.reconciles += 1
                 elif time.monotonic() >= next_claim:
                     # Between batches: entries a deposed replica read and never acknowledged.
                     next_claim = time.monotonic() + claim_every
