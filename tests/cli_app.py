@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from durable import Signal, workflow
-from durable._context import WorkflowContext
+from durable._workflow._context import WorkflowContext
 
 
 class Greeting(BaseModel):

@@ -32,7 +32,7 @@ from durable import (
     WorkflowNotFound,
     workflow,
 )
-from durable._context import WorkflowContext
+from durable._workflow._context import WorkflowContext
 
 CALLS: collections.Counter[str] = collections.Counter()
 

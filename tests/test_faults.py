@@ -17,7 +17,7 @@ import redis
 
 from _redis_server import RedisServer
 from durable import Durable, RedisStore, Status, Store, WorkflowContext, workflow
-from durable._engine import Engine
+from durable._worker._engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 DURABLE_BIN = str(Path(sys.executable).parent / "durable")

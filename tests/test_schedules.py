@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import durable._schedules as schedules_mod
+import durable._client._schedules as schedules_mod
 from durable import (
     Durable,
     InvalidSchedule,
@@ -28,9 +28,9 @@ from durable import (
     WorkflowNotFound,
     workflow,
 )
-from durable._context import WorkflowContext
-from durable._schedules import Scheduler, slot_execution_id
+from durable._client._schedules import Scheduler, slot_execution_id
 from durable._store._schedules_base import ScheduleStore
+from durable._workflow._context import WorkflowContext
 
 
 @workflow("sched.echo")

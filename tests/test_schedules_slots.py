@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from durable import InvalidSchedule
-from durable._schedules import CronSlots, ScheduleSpec, slot_execution_id, slot_iso
+from durable._client._schedules import CronSlots, ScheduleSpec, slot_execution_id, slot_iso
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

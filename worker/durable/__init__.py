@@ -1,7 +1,7 @@
 """Durable workflows in Python: replay-safe checkpoints in Redis, durable sleeps, signals, compensation."""
 
-from ._context import SignalResult, WorkflowContext, now, random, uuid4
-from ._describe import FlowShape
+from ._client._durable import Durable
+from ._client._schedules import ScheduleInfo
 from ._errors import (
     ActivationAbandoned,
     Cancelled,
@@ -30,13 +30,21 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEvent, StepRecord
-from ._schedules import ScheduleInfo
-from ._service import Durable
 from ._store._base import Store
 from ._store._memory import MemoryStore
 from ._store._redis import RedisStore
-from ._worker import Worker
-from ._workflow import Branch, RetryPolicy, Signal, StepId, WorkflowDef, registered_workflows, workflow
+from ._worker._worker import Worker
+from ._workflow._context import SignalResult, WorkflowContext, now, random, uuid4
+from ._workflow._definitions import (
+    Branch,
+    RetryPolicy,
+    Signal,
+    StepId,
+    WorkflowDef,
+    registered_workflows,
+    workflow,
+)
+from ._workflow._shapes import FlowShape
 
 __all__ = [
     "ActivationAbandoned",

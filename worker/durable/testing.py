@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _codec
-from ._context import now_ms
-from ._engine import Engine, Outcome
+from ._client._durable import Durable
 from ._errors import error_from_dict
 from ._records import ExecutionId
-from ._service import Durable
 from ._store._base import NewExecution
 from ._store._memory import MemoryStore
-from ._workflow import WorkflowDef, as_definition
+from ._worker._engine import Engine, Outcome
+from ._workflow._context import now_ms
+from ._workflow._definitions import WorkflowDef, as_definition
 
 __all__ = ["ReplayResult", "record_history", "replay_history"]
 

@@ -11,10 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from . import _codec
-from ._context import encode_record, now_ms
-from ._describe import FlowShape, describe_workflow
-from ._errors import (
+from .. import _codec
+from .._errors import (
     ExecutionCancelledError,
     ExecutionNotFailed,
     ExecutionNotFound,
@@ -23,8 +21,8 @@ from ._errors import (
     WorkflowFailedError,
     WorkflowNotFound,
 )
-from ._metrics import METRICS
-from ._records import (
+from .._metrics import METRICS
+from .._records import (
     AuditEntry,
     ExecutionId,
     ExecutionRecord,
@@ -33,8 +31,7 @@ from ._records import (
     dt_to_ms,
     ms_to_dt,
 )
-from ._schedules import ScheduleClient
-from ._store._base import (
+from .._store._base import (
     CHECKED_BY_MODEL,
     ExecutionQuery,
     IdReuse,
@@ -43,9 +40,10 @@ from ._store._base import (
     Store,
     schema_digest,
 )
-from ._store._memory import MemoryStore
-from ._worker import Worker
-from ._workflow import (
+from .._store._memory import MemoryStore
+from .._worker._worker import Worker
+from .._workflow._context import encode_record, now_ms
+from .._workflow._definitions import (
     Signal,
     WorkflowDef,
     as_definition,
@@ -54,6 +52,8 @@ from ._workflow import (
     registered_workflows,
     resolve_signal,
 )
+from .._workflow._shapes import FlowShape, describe_workflow
+from ._schedules import ScheduleClient
 
 # How long a `Durable` trusts its copy of the published signal schemas (workers publish at start).
 _SCHEMA_TTL_S = 30.0

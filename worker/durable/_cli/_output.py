@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._records import AuditEntry, ExecutionRecord, Status, StepRecord
-from ._schedules import ScheduleInfo
+from .._client._schedules import ScheduleInfo
+from .._records import AuditEntry, ExecutionRecord, Status, StepRecord
 
 _STATUS_STYLE = {
     Status.PENDING: "cyan",

@@ -14,15 +14,15 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from . import _codec
-from ._errors import ExecutionConflict, ExecutionFinished, ExecutionNotFound
-from ._records import ExecutionId
-from ._slots import ScheduleSpec, slot_execution_id, slot_iso
-from ._store._base import AuditDraft, NewExecution, Store
-from ._store._schedules_base import ScheduleClaim, ScheduleStore
+from .. import _codec
+from .._errors import ExecutionConflict, ExecutionFinished, ExecutionNotFound
+from .._records import ExecutionId
+from .._schedule_specs import ScheduleSpec, slot_execution_id, slot_iso
+from .._store._base import AuditDraft, NewExecution, Store
+from .._store._schedules_base import ScheduleClaim, ScheduleStore
 
 if TYPE_CHECKING:
-    from ._workflow import WorkflowDef
+    from .._workflow._definitions import WorkflowDef
 
 log = logging.getLogger("durable.schedules")
 

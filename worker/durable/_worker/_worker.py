@@ -17,16 +17,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ._context import now_ms
+from .._errors import StoreUnavailable
+from .._metrics import METRICS
+from .._records import QueueEntry
+from .._workflow._context import now_ms
+from .._workflow._definitions import signal_schemas
 from ._engine import ACKED, Engine
-from ._errors import StoreUnavailable
-from ._metrics import METRICS
-from ._records import QueueEntry
 from ._threads import StepThreads
-from ._workflow import signal_schemas
 
 if TYPE_CHECKING:
-    from ._service import Durable
+    from .._client._durable import Durable
 
 log = logging.getLogger("durable.worker")
 

@@ -27,13 +27,13 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import typer
 
-from . import _cli_output as out
-from ._errors import DurableError, StoreUnavailable, WorkflowNotFound
-from ._metrics import serve_metrics
-from ._records import Status
-from ._service import Durable
-from ._store._base import IdReuse
-from ._workflow import registered_workflows
+from .._client._durable import Durable
+from .._errors import DurableError, StoreUnavailable, WorkflowNotFound
+from .._metrics import serve_metrics
+from .._records import Status
+from .._store._base import IdReuse
+from .._workflow._definitions import registered_workflows
+from . import _output as out
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class Settings:
                 raise CliError(f"cannot import app module {name!r}: {type(exc).__name__}: {exc}", 2) from exc
 
     def durable(self, *, op_timeout_s: float | None = None) -> Durable:
-        from ._store._redis import RedisStore
+        from .._store._redis import RedisStore
 
         self.load_apps()
         options: dict[str, Any] = {} if op_timeout_s is None else {"op_timeout_s": op_timeout_s}

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
-from ._errors import InputValidationError, SignalPayloadError
+from .._errors import InputValidationError, SignalPayloadError
 
 T = TypeVar("T")
 

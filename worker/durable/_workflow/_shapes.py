@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._context import SignalResult, WorkflowContext, _Done
-from ._workflow import Branch, RetryPolicy, Signal, StepId, WorkflowDef, resolve_signal, seconds
+from ._definitions import Branch, RetryPolicy, Signal, StepId, WorkflowDef, resolve_signal, seconds
 
 
 class _Anything:

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Literal
 
-from . import _codec
-from ._context import WorkflowContext, _Run, current_context, now_ms
-from ._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
-from ._metrics import METRICS
-from ._records import Status
-from ._store._base import Store
-from ._workflow import WorkflowDef
+from .. import _codec
+from .._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
+from .._metrics import METRICS
+from .._records import Status
+from .._store._base import Store
+from .._workflow._context import WorkflowContext, _Run, current_context, now_ms
+from .._workflow._definitions import WorkflowDef
 
 log = logging.getLogger("durable.engine")
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import _codec
-from ._errors import InvalidSchedule, ScheduleNotFound
-from ._records import AuditEntry, ms_to_dt
-from ._scheduling import DEFAULT_CLAIM_TIMEOUT, Scheduler, schedule_store
-from ._slots import (
+from .. import _codec
+from .._errors import InvalidSchedule, ScheduleNotFound
+from .._records import AuditEntry, ms_to_dt
+from .._schedule_specs import (
     OVERLAP_POLICIES,
     CronSlots,
     Overlap,
@@ -31,11 +30,12 @@ from ._slots import (
     slot_iso,
     to_ms,
 )
-from ._store._base import AuditDraft, Store
-from ._store._schedules_base import ScheduleRecord, ScheduleStore
+from .._store._base import AuditDraft, Store
+from .._store._schedules_base import ScheduleRecord, ScheduleStore
+from .._worker._schedule_poller import DEFAULT_CLAIM_TIMEOUT, Scheduler, schedule_store
 
 if TYPE_CHECKING:
-    from ._workflow import WorkflowDef
+    from .._workflow._definitions import WorkflowDef
 
 __all__ = [
     "DEFAULT_CLAIM_TIMEOUT",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _codec
-from ._errors import (
+from .. import _codec
+from .._errors import (
     ActivationAbandoned,
     Cancelled,
     DurableError,
@@ -34,13 +34,13 @@ from ._errors import (
     Suspend,
     describe_exception,
 )
-from ._records import Status
-from ._store._base import AuditDraft, Checkpoint, SignalWait
-from ._threads import StepThreads
-from ._workflow import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
+from .._records import Status
+from .._store._base import AuditDraft, Checkpoint, SignalWait
+from .._worker._threads import StepThreads
+from ._definitions import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
 
 if TYPE_CHECKING:
-    from ._store._base import Store
+    from .._store._base import Store
 
 RESERVED_PREFIXES = ("__", "rollback:")
 

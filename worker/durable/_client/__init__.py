@@ -1,0 +1,1 @@
+"""The client part: starting, signalling, inspecting and scheduling executions (`Durable`)."""

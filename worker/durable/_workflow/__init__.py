@@ -1,0 +1,1 @@
+"""The workflow part: what workflow code uses (the context, the decorators, deterministic helpers)."""
