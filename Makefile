@@ -48,8 +48,9 @@ typecheck: install
 test: install redis-server tools lint typecheck
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The fast tests without the helm/kubectl binaries (tests/<part>/ folders are markers too: -m stores).
 unit: install redis-server
-	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not cluster_tools" $(PYTEST_ARGS)
 
 crds: install
 	$(PY) -m durable_operator.crdgen crds charts/durable-workflows

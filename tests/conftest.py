@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,3 +92,19 @@ async def engine(redis_url: str) -> AsyncIterator[Any]:
     async with d.worker(concurrency=8):
         yield d
     await d.close()
+
+
+# Each folder is a part; its name is a marker (`-m stores`, `-m "not operator"`). The chart's tests and
+# every test on the emulated cluster (which `kubectl` drives) need the real helm/kubectl binaries
+# (`cluster_tools`), so `make unit` can leave them out.
+_PARTS = ("engine", "stores", "schedules", "cli", "operator", "chart", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        part = item.path.resolve().relative_to(tests).parts[0]
+        if part in _PARTS:
+            item.add_marker(part)
+        if part == "chart" or "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker("cluster_tools")

@@ -438,7 +438,7 @@ class Durable(ScheduleClient):
     # ------------------------------------------------------------------ running
     def worker(self, **options: Any) -> Worker:
         """An in-process worker: `async with durable.worker(concurrency=...) as w: ...`."""
-        return Worker(self, **options)
+        return Worker(self.store, self.registry, **options)
 
     async def close(self) -> None:
         await self.store.close()

@@ -163,12 +163,6 @@ class ScheduleClient:
             raise ScheduleNotFound(f"schedule {schedule_id!r} does not exist", schedule_id=schedule_id)
         return rec, ScheduleSpec.from_json(rec.spec)
 
-    def _make_scheduler(self) -> Scheduler | None:
-        """The poller the worker runs (None if the store cannot hold schedules)."""
-        if not isinstance(self.store, ScheduleStore):
-            return None
-        return Scheduler(self)
-
     async def schedule(
         self,
         workflow: Any,

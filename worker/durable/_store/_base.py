@@ -16,7 +16,7 @@ import abc
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -196,24 +196,37 @@ class ExecutionQuery:
     cursor: str | None = None
 
 
+# URL scheme → the store class that opens it; each store registers itself (`url_schemes`), so the
+# contract does not import its own implementations.
+_STORES_BY_SCHEME: dict[str, type[Store]] = {}
+
+
 class Store(abc.ABC):
     """Where executions live. Use `Store.from_url` or a concrete class."""
+
+    # The URL schemes a concrete store opens through `Store.from_url` (see `open_url`).
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for scheme in cls.__dict__.get("url_schemes", ()):
+            _STORES_BY_SCHEME[scheme] = cls
 
     @staticmethod
     def from_url(url: str, **options: Any) -> Store:
         """`memory://` for the in-memory store, `redis://`/`rediss://`/`unix://` for Redis."""
         scheme = url.split(":", 1)[0].lower()
-        if scheme == "memory":
-            from ._memory import MemoryStore
+        cls = _STORES_BY_SCHEME.get(scheme)
+        if cls is None:
+            raise ValueError(
+                f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
+            )
+        return cls.open_url(url, **options)
 
-            return MemoryStore()
-        if scheme in {"redis", "rediss", "unix"}:
-            from ._redis import RedisStore
-
-            return RedisStore.from_url(url, **options)
-        raise ValueError(
-            f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
-        )
+    @classmethod
+    def open_url(cls, url: str, **options: Any) -> Store:
+        """Open this store from a URL of one of its `url_schemes` (what `Store.from_url` calls)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be opened from a URL")
 
     async def close(self) -> None:  # noqa: B027 - a store without connections has nothing to release
         """Release connections; the store may not be used afterwards."""

@@ -148,6 +148,12 @@ def _consumed_signal(raw: bytes | None) -> dict[str, Any] | None:
 class MemoryStore(MemoryScheduleStore, Store):
     """All state in one process. Not shared between processes; lost on exit."""
 
+    url_schemes = ("memory",)
+
+    @classmethod
+    def open_url(cls, url: str, **options: Any) -> MemoryStore:
+        return cls()
+
     def __init__(self) -> None:
         self._execs: dict[str, _Exec] = {}
         self._entry_seq = itertools.count(1)

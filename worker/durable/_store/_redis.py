@@ -479,6 +479,12 @@ class RedisStore(RedisScheduleStore, Store):
         # A blocking read must return before the socket time-out fires.
         self._max_block_ms: int | None = None if timeout is None else max(int(timeout * 1000) - 500, 100)
 
+    url_schemes = ("redis", "rediss", "unix")
+
+    @classmethod
+    def open_url(cls, url: str, **options: Any) -> RedisStore:
+        return cls.from_url(url, **options)
+
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "dw", **options: Any) -> RedisStore:  # type: ignore[override]
         options["decode_responses"] = False

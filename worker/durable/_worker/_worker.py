@@ -14,19 +14,30 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, cast
 
 from .._errors import StoreUnavailable
 from .._metrics import METRICS
 from .._records import QueueEntry
+from .._store._base import Store
+from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
-from .._workflow._definitions import signal_schemas
+from .._workflow._definitions import WorkflowDef, registered_workflow, signal_schemas
 from ._engine import ACKED, Engine
+from ._schedule_poller import Scheduler
 from ._threads import StepThreads
 
-if TYPE_CHECKING:
-    from .._client._durable import Durable
+
+class _Client(Protocol):
+    """What a worker takes from a client handed to it instead of a store (its store and its workflows)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Mapping[str, WorkflowDef]: ...
+
 
 log = logging.getLogger("durable.worker")
 
@@ -34,7 +45,8 @@ log = logging.getLogger("durable.worker")
 class Worker:
     def __init__(
         self,
-        durable: Durable,
+        store: Store | _Client,
+        workflows: Mapping[str, WorkflowDef] | None = None,
         *,
         concurrency: int = 64,
         worker_id: str | None = None,
@@ -55,8 +67,13 @@ class Worker:
             raise ValueError("retention must be >= 0 seconds")
         # Seconds a completed or cancelled execution keeps its history before compaction (None: forever).
         self.retention_ms = None if retention is None else int(retention * 1000)
-        self.durable = durable
-        self.store = durable.store
+        if not isinstance(store, Store) and hasattr(store, "registry"):
+            # A `Durable`, as before: its store and its workflows.
+            workflows, store = store.registry, store.store
+        self.store = cast(Store, store)
+        # This worker's workflows first, then any `@workflow` registered in the process. The mapping is
+        # kept, not copied: workflows registered on the client later are served too.
+        self.registry: Mapping[str, WorkflowDef] = workflows if workflows is not None else {}
         self.concurrency = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_ttl_ms = int(lease_ttl * 1000)
@@ -65,7 +82,7 @@ class Worker:
         self._executor = StepThreads(threads or min(32, concurrency))
         self.engine = Engine(
             self.store,
-            durable.lookup,
+            self.lookup,
             worker_id=self.worker_id,
             lease_ttl_ms=self.lease_ttl_ms,
             executor=self._executor,
@@ -79,6 +96,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self.processed = 0
 
+    def lookup(self, workflow_id: str) -> WorkflowDef | None:
+        return self.registry.get(workflow_id) or registered_workflow(workflow_id)
+
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Worker:
         await self.start()
@@ -89,7 +109,7 @@ class Worker:
 
     async def start(self) -> None:
         if self._with_recover:
-            await self._retrying("recover", self.durable.recover)
+            await self._retrying("recover", lambda: self.store.recover(now_ms()))
         # Senders without the app validate payloads of signals sent before anyone waits against these.
         schemas = signal_schemas()
         if schemas:
@@ -244,9 +264,9 @@ class Worker:
             await asyncio.sleep(period)
 
     async def _schedules(self) -> None:
-        scheduler = self.durable._make_scheduler()
-        if scheduler is None:
+        if not isinstance(self.store, ScheduleStore):
             return
+        scheduler = Scheduler(self)
         waiter: Callable[[float], Awaitable[Any]] = (
             getattr(scheduler, "wait_change", None)
             or getattr(self.store, "wait_schedule_change", None)

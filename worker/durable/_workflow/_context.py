@@ -36,7 +36,6 @@ from .._errors import (
 )
 from .._records import Status
 from .._store._base import AuditDraft, Checkpoint, SignalWait
-from .._worker._threads import StepThreads
 from ._definitions import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
 
 if TYPE_CHECKING:
@@ -281,8 +280,11 @@ class WorkflowContext:
             return await fn(*args, **kwargs)
         run = self._run
         executor = run.executor if run else None
-        if isinstance(executor, StepThreads):
-            result = await executor.run(lambda: fn(*args, **kwargs))
+        # The worker's step threads (`run`) hand the result straight to the loop, skipping the
+        # executor future's extra hop; the workflow part knows them only by that method.
+        hand_off = getattr(executor, "run", None)
+        if hand_off is not None:
+            result = await hand_off(lambda: fn(*args, **kwargs))
         else:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))

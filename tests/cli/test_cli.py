@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where cli_app.py lives
 DURABLE = str(Path(sys.executable).with_name("durable"))
 
 

@@ -1,6 +1,6 @@
-"""Golden replay tests: recorded histories (tests/golden/*.json) must replay, or fail with NonDeterminismError.
+"""Golden replay tests: recorded histories (tests/engine/golden/*.json) must replay, or fail with NonDeterminismError.
 
-Regenerate a history after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_golden_replay.py`.
+Regenerate a history after an intended change with `UPDATE_GOLDEN=1 pytest tests/engine/test_golden_replay.py`.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from _redis_server import RedisServer
 from durable import Durable, RedisStore, Status, Store, WorkflowContext, workflow
 from durable._worker._engine import Engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DURABLE_BIN = str(Path(sys.executable).parent / "durable")
 
 
