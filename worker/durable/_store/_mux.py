@@ -32,6 +32,7 @@ from typing import Any, cast
 import hiredis
 import redis.exceptions as rexc
 
+from .._backoff import Backoff
 from .._errors import StoreUnavailable
 
 __all__ = ["Mux", "Subscriber", "pack"]
@@ -428,7 +429,7 @@ class Subscriber:
             self._proto.abort()  # AUTH refused, or worse: start over (with back-off)
 
     async def _run(self) -> None:
-        backoff = 0.05
+        backoff = Backoff(0.05, 1.0)
         mux = self._mux
         loop = asyncio.get_running_loop()
 
@@ -445,8 +446,7 @@ class Subscriber:
             except (OSError, TimeoutError) as exc:
                 log.debug("pub/sub connection failed: %r", exc)
                 self._on_reset()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await backoff.sleep()
                 continue
             if mux.password:
                 proto.write(("AUTH", mux.username, mux.password) if mux.username else ("AUTH", mux.password))
@@ -461,8 +461,7 @@ class Subscriber:
                 proto.abort()
             log.debug("pub/sub connection lost")
             self._on_reset()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await backoff.sleep()
 
     async def close(self) -> None:
         if self._task is not None:

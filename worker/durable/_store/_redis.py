@@ -24,6 +24,7 @@ import redis.exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from .._backoff import Backoff
 from .._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
@@ -388,7 +389,7 @@ class _Notifier:
                 await pubsub.aclose()
 
     async def _run(self) -> None:
-        backoff = 0.05
+        backoff = Backoff(0.05, 1.0)
         while True:
             try:
                 if self._pubsub is None:
@@ -400,7 +401,7 @@ class _Notifier:
                     self._requested.update(missing)
                     await self._pubsub.subscribe(*missing)
                 message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-                backoff = 0.05
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost connection: start over, let waiters re-check meanwhile
@@ -409,8 +410,7 @@ class _Notifier:
                 self._confirmed.clear()
                 await self._drop_pubsub()
                 self._wake_timers()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await backoff.sleep()
                 continue
             if message is None:
                 continue

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
+from .._backoff import Backoff
 from .._errors import StoreUnavailable
 from .._metrics import METRICS
 from .._records import QueueEntry
@@ -142,18 +143,17 @@ class Worker:
 
     # ------------------------------------------------------------------ loops
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        delay = 0.05
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 return await fn()
             except StoreUnavailable as exc:
-                log.warning("%s: store unreachable (%s); retrying in %.2f s", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                log.warning("%s: store unreachable (%s); retrying in %.2f s", what, exc, backoff.delay)
+                await backoff.sleep()
         return None
 
     async def _consume(self) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while not self._stopping.is_set():
             free = self.concurrency - len(self._inflight)
             if free <= 0:
@@ -161,11 +161,10 @@ class Worker:
                 continue
             try:
                 entries = await self.store.dequeue(self.worker_id, free, int(self.max_idle_poll * 1000))
-                delay = 0.05
+                backoff = Backoff()
             except StoreUnavailable as exc:
-                log.warning("queue read failed: %s; retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                log.warning("queue read failed: %s; retrying in %.2f s", exc, backoff.delay)
+                await backoff.sleep()
                 continue
             for entry in entries:
                 self._spawn(entry)
@@ -176,7 +175,7 @@ class Worker:
         task.add_done_callback(self._inflight.discard)
 
     async def _handle(self, entry: QueueEntry) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while True:
             try:
                 outcome = await self.engine.run(entry.execution_id, entry.entry_id)
@@ -187,10 +186,12 @@ class Worker:
                 if self._stopping.is_set():
                     return  # unacked: another worker reclaims it
                 log.warning(
-                    "execution %s: store unreachable (%s); retrying in %.2f s", entry.execution_id, exc, delay
+                    "execution %s: store unreachable (%s); retrying in %.2f s",
+                    entry.execution_id,
+                    exc,
+                    backoff.delay,
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.sleep()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -201,7 +202,7 @@ class Worker:
         METRICS.activations.labels(outcome=outcome).inc()
 
     async def _timers(self) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 now = now_ms()
@@ -216,11 +217,10 @@ class Worker:
                 )
                 if wait > 0:
                     await self.store.wait_timer_change(wait)
-                delay = 0.05
+                backoff = Backoff()
             except StoreUnavailable as exc:
-                log.warning("timer poll failed: %s; retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                log.warning("timer poll failed: %s; retrying in %.2f s", exc, backoff.delay)
+                await backoff.sleep()
 
     async def _reclaim(self) -> None:
         period = max(0.05, self.visibility_ms / 4000)
@@ -272,7 +272,7 @@ class Worker:
             or getattr(self.store, "wait_schedule_change", None)
             or asyncio.sleep
         )
-        delay = 0.05
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 due = await scheduler.tick(now_ms())
@@ -283,11 +283,10 @@ class Worker:
                 )
                 if wait > 0:
                     await waiter(wait)
-                delay = 0.05
+                backoff = Backoff()
             except StoreUnavailable as exc:
-                log.warning("schedule poll failed: %s; retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                log.warning("schedule poll failed: %s; retrying in %.2f s", exc, backoff.delay)
+                await backoff.sleep()
             except asyncio.CancelledError:
                 raise
             except Exception:

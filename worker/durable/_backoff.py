@@ -1,0 +1,34 @@
+"""Capped exponential back-off for loops that retry while the store is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Backoff:
+    """Delays that double from `first` up to `cap`; `reset()` after a success starts again at `first`.
+
+    One object per retrying loop, so every loop backs off the same way and says so in one place.
+    """
+
+    __slots__ = ("_delay", "cap", "first")
+
+    def __init__(self, first: float = 0.05, cap: float = 5.0) -> None:
+        if first <= 0 or cap < first:
+            raise ValueError(f"back-off needs 0 < first <= cap, got first={first}, cap={cap}")
+        self.first = first
+        self.cap = cap
+        self._delay = first
+
+    @property
+    def delay(self) -> float:
+        """The wait the next `sleep()` takes."""
+        return self._delay
+
+    def reset(self) -> None:
+        self._delay = self.first
+
+    async def sleep(self) -> None:
+        """Wait the current delay, then double it (up to the cap)."""
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, self.cap)
