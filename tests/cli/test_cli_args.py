@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from durable._cli._main import CliError, _json_arg, _safe_url, _when, hoist_global_options
+from durable._cli._app import CliError, _json_arg, _safe_url, _when
+from durable._cli._main import hoist_global_options
 
 
 @pytest.mark.parametrize(
@@ -44,7 +45,7 @@ def test_times_and_urls() -> None:
 
 
 async def test_worker_op_timeout_reaches_the_store() -> None:
-    from durable._cli._main import Settings
+    from durable._cli._app import Settings
 
     for given, expected in ((0.5, 0.5), (None, 10.0)):
         d = Settings(redis_url="redis://127.0.0.1:1/0").durable(op_timeout_s=given)
