@@ -7,21 +7,16 @@ section on the in-memory store). Worker writes carry the fencing token from
 step records, payloads) arrive already encoded as JSON bytes and come back the
 same; the store reads only the few fields it needs to decide.
 
-Both stores pass one conformance suite (tests/test_store_conformance.py).
+Each consumer can take the one narrow part it uses (below); `Store` is all of them. Both stores pass
+one conformance suite (tests/stores/test_store_conformance.py).
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import orjson
-
-from .._codec import input_hash
-from .._errors import ExecutionConflict
 from .._records import (
     AuditEntry,
     ExecutionId,
@@ -30,211 +25,50 @@ from .._records import (
     Status,
     StatusConsumer,
     StatusEvent,
-    ms_to_dt,
+)
+from ._data import (
+    CHECKED_BY_MODEL,
+    Acquired,
+    AuditDraft,
+    Checkpoint,
+    ExecutionQuery,
+    IdReuse,
+    NewExecution,
+    SchemaCheckNeeded,
+    SignalWait,
+    SuspendOutcome,
+    conflict_error,
+    schema_digest,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class AuditDraft:
-    """An audit entry before the store gives it an id and a time."""
-
-    kind: str
-    message: str
-    step_id: str | None = None
-    actor: str | None = None
-    data: bytes | None = None
-
-    def to_entry(self, entry_id: str, now_ms: int) -> AuditEntry:
-        """The stored entry (what the in-memory stores keep; Redis builds the same from stream fields)."""
-        at = ms_to_dt(now_ms)
-        assert at is not None
-        return AuditEntry(
-            entry_id=entry_id,
-            at=at,
-            kind=self.kind,
-            message=self.message,
-            step_id=self.step_id,
-            actor=self.actor,
-            data=orjson.loads(self.data) if self.data else None,
-        )
-
-
-@dataclass(slots=True)
-class Checkpoint:
-    """What a worker writes in one atomic, fenced step.
-
-    `records` are (step id, encoded record) pairs that land in the execution's step hash;
-    `events` are (event name, encoded payload) pairs for the emitted-events stream.
-    """
-
-    records: list[tuple[str, bytes]] = field(default_factory=list)
-    audit: list[AuditDraft] = field(default_factory=list)
-    events: list[tuple[str, bytes]] = field(default_factory=list)
-    current_step: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.records or self.audit or self.events or self.current_step)
+__all__ = [
+    "CHECKED_BY_MODEL",
+    "Acquired",
+    "AuditDraft",
+    "Checkpoint",
+    "Controls",
+    "ExecutionQuery",
+    "Executions",
+    "IdReuse",
+    "NewExecution",
+    "ReadyQueue",
+    "Retention",
+    "Runs",
+    "SchemaCheckNeeded",
+    "SignalWait",
+    "Signals",
+    "StatusFeed",
+    "Store",
+    "SuspendOutcome",
+    "Timers",
+    "conflict_error",
+    "schema_digest",
+]
 
 
-IdReuse = Literal["reject", "allow_if_finished"]
-ID_REUSE_POLICIES: tuple[IdReuse, ...] = ("reject", "allow_if_finished")
+class Executions(abc.ABC):
+    """Reading and creating executions: records, step histories, audit, listings, waiting for the end."""
 
-
-@dataclass(frozen=True, slots=True)
-class NewExecution:
-    execution_id: ExecutionId
-    workflow_id: str
-    input: bytes
-    now_ms: int
-    category: str | None = None
-    parent: str | None = None
-    actor: str | None = None
-    reason: str = "start"
-    # When set, the execution's first wake-up is a timer at this time instead of the queue.
-    start_at_ms: int | None = None
-    # What an existing execution under this id allows (see `Store.create_execution`).
-    id_reuse: IdReuse = "reject"
-    # sha256 of the canonical input (`_codec.input_hash`); filled from `input` when left empty.
-    input_hash: str = ""
-
-    def __post_init__(self) -> None:
-        if self.id_reuse not in ID_REUSE_POLICIES:
-            raise ValueError(f"id_reuse must be one of {', '.join(ID_REUSE_POLICIES)}, got {self.id_reuse!r}")
-        if not self.input_hash:
-            object.__setattr__(self, "input_hash", input_hash(self.input))
-
-
-def conflict_error(
-    execution_id: str, workflow_id: str, existing_workflow_id: str, reason: str
-) -> ExecutionConflict:
-    """The error both stores raise when `create_execution` meets a different request under its id."""
-    if reason == "workflow":
-        what = f"an execution of workflow {existing_workflow_id!r}, not {workflow_id!r}"
-    else:
-        what = f"an execution of {existing_workflow_id!r} with a different input"
-    return ExecutionConflict(
-        f"execution id {execution_id!r} is already taken by {what}",
-        execution_id=execution_id,
-        workflow_id=workflow_id,
-        existing_workflow_id=existing_workflow_id,
-        reason=reason,
-    )
-
-
-#: `Store.send_signal(checked=...)`: the sender validated the payload with the signal's model.
-CHECKED_BY_MODEL = "*"
-
-
-def schema_digest(schema: bytes) -> str:
-    """How `send_signal(checked=...)` names the JSON Schema a payload was validated against."""
-    return hashlib.sha1(schema).hexdigest()
-
-
-class SchemaCheckNeeded(Exception):
-    """`send_signal` refused an unchecked payload: validate it against `schema`, then send again.
-
-    Control flow between `Durable.signal` and the store; it never reaches a caller of `Durable`."""
-
-    def __init__(self, schema: bytes) -> None:
-        super().__init__("the waiting execution recorded a schema for this signal")
-        self.schema = schema
-
-
-@dataclass(frozen=True, slots=True)
-class SignalWait:
-    """A wait for signal `name` whose outcome the store decides atomically.
-
-    If a payload is buffered, the store pops it and stores `record_prefix + payload +
-    record_suffix` under `step_id` (so replay returns the same payload). Else, if
-    `deadline_ms` has passed, it stores `timeout_record` under `step_id`. Else it suspends.
-    `schema` is the encoded JSON Schema of the signal's payload (None if untyped): the store keeps
-    it with the execution, so that a sender without the signal's model can validate against it
-    (`Store.signal_schema`).
-    """
-
-    name: str
-    step_id: str
-    record_prefix: bytes
-    record_suffix: bytes
-    deadline_ms: int | None = None
-    timeout_record: bytes | None = None
-    schema: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Acquired:
-    """Outcome of `acquire`.
-
-    ok: the lease is ours (`token`), `record` and `steps` are the whole history.
-    busy: another worker holds the lease for `retry_after_ms` more; the store noted that
-    the execution wants another run when that worker lets go.
-    finished: nothing to run (final, or a cancel request was just applied).
-    missing: no such execution.
-    """
-
-    outcome: Literal["ok", "busy", "finished", "missing"]
-    token: int = 0
-    record: ExecutionRecord | None = None
-    steps: dict[str, bytes] = field(default_factory=dict)
-    retry_after_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SuspendOutcome:
-    kind: Literal["suspended", "signal", "timeout", "cancelled"]
-    payload: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionQuery:
-    workflow_id: str | None = None
-    statuses: tuple[Status, ...] = ()
-    created_after_ms: int | None = None
-    created_before_ms: int | None = None
-    limit: int = 100
-    # Opaque: the `next_cursor` a previous page returned.
-    cursor: str | None = None
-
-
-# URL scheme → the store class that opens it; each store registers itself (`url_schemes`), so the
-# contract does not import its own implementations.
-_STORES_BY_SCHEME: dict[str, type[Store]] = {}
-
-
-class Store(abc.ABC):
-    """Where executions live. Use `Store.from_url` or a concrete class."""
-
-    # The URL schemes a concrete store opens through `Store.from_url` (see `open_url`).
-    url_schemes: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for scheme in cls.__dict__.get("url_schemes", ()):
-            _STORES_BY_SCHEME[scheme] = cls
-
-    @staticmethod
-    def from_url(url: str, **options: Any) -> Store:
-        """`memory://` for the in-memory store, `redis://`/`rediss://`/`unix://` for Redis."""
-        scheme = url.split(":", 1)[0].lower()
-        cls = _STORES_BY_SCHEME.get(scheme)
-        if cls is None:
-            raise ValueError(
-                f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
-            )
-        return cls.open_url(url, **options)
-
-    @classmethod
-    def open_url(cls, url: str, **options: Any) -> Store:
-        """Open this store from a URL of one of its `url_schemes` (what `Store.from_url` calls)."""
-        raise NotImplementedError(f"{cls.__name__} cannot be opened from a URL")
-
-    async def close(self) -> None:  # noqa: B027 - a store without connections has nothing to release
-        """Release connections; the store may not be used afterwards."""
-
-    async def ping(self) -> None:  # noqa: B027 - an in-process store is always reachable
-        """Raise `StoreUnavailable` if the store cannot be reached."""
-
-    # ---------------------------------------------------------------- executions
     @abc.abstractmethod
     async def create_execution(self, new: NewExecution) -> bool:
         """Create a pending execution and enqueue its start (or its start timer); True if it did.
@@ -278,7 +112,18 @@ class Store(abc.ABC):
     async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
         """Ids of executions not yet final."""
 
-    # ---------------------------------------------------------------- worker side
+    @abc.abstractmethod
+    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
+        """Block until the execution is final. Raises `ExecutionNotFound`, `WaitTimeoutError`."""
+
+    @abc.abstractmethod
+    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
+        """Recently emitted events as (execution id, event name, payload), oldest first."""
+
+
+class Runs(abc.ABC):
+    """A worker's side of one activation: the fenced lease, checkpoints, suspension, the final write."""
+
     @abc.abstractmethod
     async def acquire(self, execution_id: str, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
         """Take the lease and load the whole history in one step.
@@ -354,7 +199,10 @@ class Store(abc.ABC):
         otherwise, if a wake-up arrived while we held the lease, another run is enqueued.
         """
 
-    # ---------------------------------------------------------------- signals, cancel, actions
+
+class Signals(abc.ABC):
+    """Signals into executions and the JSON Schemas senders without the model check payloads against."""
+
     @abc.abstractmethod
     async def send_signal(
         self,
@@ -398,6 +246,10 @@ class Store(abc.ABC):
         """Record (replace) the JSON Schemas of typed signals by name in a store-wide registry; workers
         publish the signals their process knows at start. Last writer wins per name."""
 
+
+class Controls(abc.ABC):
+    """What an operator does to one execution: cancel, retry after a failure, skip a stuck step."""
+
     @abc.abstractmethod
     async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
         """Cancel now if no worker runs it (returns cancelled), else flag it (returns running).
@@ -428,7 +280,10 @@ class Store(abc.ABC):
         Raises `ExecutionNotFound` or `ExecutionFinished`.
         """
 
-    # ---------------------------------------------------------------- queue
+
+class ReadyQueue(abc.ABC):
+    """Executions ready to run, delivered at least once to the workers' consumer group."""
+
     @abc.abstractmethod
     async def enqueue(self, execution_id: str, reason: str) -> None: ...
 
@@ -447,7 +302,14 @@ class Store(abc.ABC):
     async def queue_depth(self) -> int:
         """Entries waiting or delivered and not yet acked."""
 
-    # ---------------------------------------------------------------- timers
+    @abc.abstractmethod
+    async def recover(self, now_ms: int) -> int:
+        """Enqueue every non-final execution that nobody runs and nothing will wake; return the count."""
+
+
+class Timers(abc.ABC):
+    """Wake-ups due at a time (durable sleeps, deadlines, delayed starts), fired once each."""
+
     @abc.abstractmethod
     async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None: ...
 
@@ -465,10 +327,9 @@ class Store(abc.ABC):
     async def wait_timer_change(self, timeout_s: float) -> None:
         """Return early when a timer is added anywhere (so a poller can re-aim its sleep)."""
 
-    # ---------------------------------------------------------------- observers
-    @abc.abstractmethod
-    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
-        """Block until the execution is final. Raises `ExecutionNotFound`, `WaitTimeoutError`."""
+
+class StatusFeed(abc.ABC):
+    """Status changes, read once per consumer group (the operator's mirror reads only this)."""
 
     @abc.abstractmethod
     async def read_status_events(
@@ -495,14 +356,9 @@ class Store(abc.ABC):
     async def drop_status_consumer(self, group: str, consumer: str) -> None:
         """Forget a reader (its unacknowledged events should be claimed first)."""
 
-    @abc.abstractmethod
-    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
-        """Recently emitted events as (execution id, event name, payload), oldest first."""
 
-    # ---------------------------------------------------------------- maintenance
-    @abc.abstractmethod
-    async def recover(self, now_ms: int) -> int:
-        """Enqueue every non-final execution that nobody runs and nothing will wake; return the count."""
+class Retention(abc.ABC):
+    """Dropping the history, then the records, of executions finished long ago."""
 
     @abc.abstractmethod
     async def compact_finished(self, finished_before_ms: int, now_ms: int, limit: int = 1000) -> int:
@@ -515,3 +371,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
         """Delete executions that became final before the given time; return how many."""
+
+
+# URL scheme → the store class that opens it; each store registers itself (`url_schemes`), so the
+# contract does not import its own implementations.
+_STORES_BY_SCHEME: dict[str, type[Store]] = {}
+
+
+class Store(Executions, Runs, Signals, Controls, ReadyQueue, Timers, StatusFeed, Retention):
+    """Where executions live: every part above over one connection. Use `Store.from_url` or a concrete class.
+
+    Consumers take the narrowest part they use (the status mirror a `StatusFeed`, say); a store is all of them.
+    """
+
+    # The URL schemes a concrete store opens through `Store.from_url` (see `open_url`).
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for scheme in cls.__dict__.get("url_schemes", ()):
+            _STORES_BY_SCHEME[scheme] = cls
+
+    @staticmethod
+    def from_url(url: str, **options: Any) -> Store:
+        """`memory://` for the in-memory store, `redis://`/`rediss://`/`unix://` for Redis."""
+        scheme = url.split(":", 1)[0].lower()
+        cls = _STORES_BY_SCHEME.get(scheme)
+        if cls is None:
+            raise ValueError(
+                f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
+            )
+        return cls.open_url(url, **options)
+
+    @classmethod
+    def open_url(cls, url: str, **options: Any) -> Store:
+        """Open this store from a URL of one of its `url_schemes` (what `Store.from_url` calls)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be opened from a URL")
+
+    async def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` if the store cannot be reached."""
