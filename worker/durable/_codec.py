@@ -21,12 +21,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"type {type(value).__name__} is not JSON-serialisable")
 
 
-def dumps(value: Any, *, what: str = "value", **fields: Any) -> bytes:
+def dumps(value: Any, *, what: str = "value", step_id: str | None = None) -> bytes:
     """Encode `value`; a value JSON cannot hold raises `SerializationError` naming `what`."""
     try:
         return orjson.dumps(value, default=_default, option=_OPTIONS)
     except (TypeError, orjson.JSONEncodeError) as exc:
-        raise SerializationError(f"{what} is not JSON-serialisable: {exc}", **fields) from exc
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}", step_id=step_id) from exc
 
 
 def loads(data: bytes | str | None) -> Any:
@@ -35,9 +35,9 @@ def loads(data: bytes | str | None) -> Any:
     return orjson.loads(data)
 
 
-def to_plain(value: Any, *, what: str = "value", **fields: Any) -> Any:
+def to_plain(value: Any, *, what: str = "value", step_id: str | None = None) -> Any:
     """The value as it will come back from the store (tuples become lists, models dicts)."""
-    return orjson.loads(dumps(value, what=what, **fields))
+    return orjson.loads(dumps(value, what=what, step_id=step_id))
 
 
 def input_hash(encoded: bytes) -> str:

@@ -1,4 +1,4 @@
-"""One error root with structured fields.
+"""One error root with typed structured fields.
 
 Errors are stored (a failed execution keeps its error in Redis) and travel between
 processes, so every `DurableError` turns into a plain dict and back without losing
@@ -8,26 +8,49 @@ its fields. Suspension and cancellation are `BaseException`s: user code that say
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from typing import Any, ClassVar
 
 
 class DurableError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    Each subclass declares its structured fields as keyword-only parameters of its `__init__`,
+    kept as typed attributes. `fields` is their plain-dict view, the one stored and pickled:
+    a required field always appears in it, an optional one (default `None`) only when set.
+    The root itself takes any fields: it stands in for stored errors of an unknown type.
+    """
 
     retryable: ClassVar[bool] = False
     default_message: ClassVar[str] = "durable error"
+    _required_fields: ClassVar[tuple[str, ...]] = ()
+    _optional_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            params = [
+                p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
+            ]
+            cls._required_fields = tuple(p.name for p in params if p.default is p.empty)
+            cls._optional_fields = tuple(p.name for p in params if p.default is not p.empty)
 
     def __init__(self, message: str | None = None, **fields: Any) -> None:
         self.message = message or self.default_message
-        self.fields: dict[str, Any] = fields
+        self._extra_fields: dict[str, Any] = fields
         super().__init__(self.message)
 
-    def __getattr__(self, name: str) -> Any:
-        fields = self.__dict__.get("fields")
-        if fields is not None and name in fields:
-            return fields[name]
-        raise AttributeError(name)
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The structured fields as a plain dict (a fresh copy)."""
+        out = {name: getattr(self, name) for name in self._required_fields}
+        for name in self._optional_fields:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out.update(self._extra_fields)
+        return out
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self).__name__, self.message, self.fields))
@@ -41,9 +64,15 @@ class RetryableError(DurableError):
 
     retryable = True
 
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+
 
 class PermanentError(DurableError):
     """Retrying the same call cannot help."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
 
 
 class StoreUnavailable(RetryableError):
@@ -55,21 +84,44 @@ class LeaseLost(RetryableError):
 
     default_message = "the execution's lease was taken over by another worker"
 
+    def __init__(self, message: str | None = None, *, execution_id: str, token: int) -> None:
+        self.execution_id = execution_id
+        self.token = token
+        super().__init__(message)
+
 
 class WorkflowNotFound(PermanentError, LookupError):
     default_message = "unknown workflow"
+
+    def __init__(self, message: str | None = None, *, workflow_id: str | None = None) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(message)
 
 
 class ExecutionNotFound(PermanentError, LookupError):
     default_message = "unknown execution"
 
+    def __init__(self, message: str | None = None, *, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(message)
+
 
 class ExecutionFinished(PermanentError):
     default_message = "the execution has already finished"
 
+    def __init__(self, message: str | None = None, *, execution_id: str, status: str | None = None) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        super().__init__(message)
+
 
 class ExecutionNotFailed(PermanentError):
     default_message = "the execution has not failed"
+
+    def __init__(self, message: str | None = None, *, execution_id: str, status: str | None = None) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        super().__init__(message)
 
 
 class ExecutionConflict(PermanentError):
@@ -81,57 +133,150 @@ class ExecutionConflict(PermanentError):
 
     default_message = "the execution id is taken by a different request"
 
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        execution_id: str,
+        workflow_id: str,
+        existing_workflow_id: str,
+        reason: str,
+    ) -> None:
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.existing_workflow_id = existing_workflow_id
+        self.reason = reason
+        super().__init__(message)
+
 
 class InputValidationError(PermanentError, ValueError):
     default_message = "input failed validation"
+
+    def __init__(self, message: str | None = None, *, workflow_id: str, errors: str) -> None:
+        self.workflow_id = workflow_id
+        self.errors = errors
+        super().__init__(message)
 
 
 class SignalPayloadError(PermanentError, ValueError):
     default_message = "signal payload failed validation"
 
+    def __init__(self, message: str | None = None, *, signal: str, errors: str) -> None:
+        self.signal = signal
+        self.errors = errors
+        super().__init__(message)
+
 
 class SerializationError(PermanentError, TypeError):
     default_message = "value is not JSON-serialisable"
+
+    def __init__(self, message: str | None = None, *, step_id: str | None = None) -> None:
+        self.step_id = step_id
+        super().__init__(message)
 
 
 class InvalidStepId(PermanentError, ValueError):
     default_message = "invalid step id"
 
+    def __init__(
+        self, message: str | None = None, *, step_id: str | None = None, execution_id: str | None = None
+    ) -> None:
+        self.step_id = step_id
+        self.execution_id = execution_id
+        super().__init__(message)
+
 
 class NonDeterminismError(PermanentError):
+    """`expected` is the step id history recorded at call number `seq` (`None`: none), `actual` the one called."""
+
     default_message = "replay diverged from the recorded history"
+
+    def __init__(
+        self, message: str | None = None, *, execution_id: str, seq: int, expected: str | None, actual: str
+    ) -> None:
+        self.execution_id = execution_id
+        self.seq = seq
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message)
 
 
 class NoMatchingBranch(PermanentError):
+    """`value` is the `repr` of the value no branch matched (cut to 200 characters)."""
+
     default_message = "no branch matched and no default was given"
 
+    def __init__(self, message: str | None = None, *, step_id: str, value: str) -> None:
+        self.step_id = step_id
+        self.value = value
+        super().__init__(message)
 
-class StepFailedError(DurableError):
-    """A step raised after its retries ran out. User code may catch it; replay raises it again."""
+
+class StepFailedError(PermanentError):
+    """A step raised after its retries ran out. User code may catch it; replay raises it again.
+
+    `error` is the stored form of the step's last exception (see `describe_exception`).
+    """
 
     default_message = "step failed"
 
+    def __init__(
+        self, message: str | None = None, *, step_id: str, attempts: int, error: dict[str, Any] | None
+    ) -> None:
+        self.step_id = step_id
+        self.attempts = attempts
+        self.error = error
+        super().__init__(message)
 
-class WorkflowFailedError(DurableError):
+
+class WorkflowFailedError(PermanentError):
     """Raised by `Durable.wait` when the execution failed; `error` holds the stored error."""
 
     default_message = "workflow execution failed"
+
+    def __init__(self, message: str | None = None, *, execution_id: str, error: dict[str, Any]) -> None:
+        self.execution_id = execution_id
+        self.error = error
+        super().__init__(message)
 
 
 class ExecutionCancelledError(WorkflowFailedError):
     default_message = "workflow execution was cancelled"
 
 
-class WaitTimeoutError(DurableError, TimeoutError):
+class WaitTimeoutError(PermanentError, TimeoutError):
     default_message = "timed out waiting for the execution"
+
+    def __init__(self, message: str | None = None, *, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(message)
 
 
 class ScheduleNotFound(PermanentError, LookupError):
     default_message = "unknown schedule"
 
+    def __init__(self, message: str | None = None, *, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(message)
+
 
 class InvalidSchedule(PermanentError, ValueError):
+    """The fields hold the rejected values as they were given, so they may be of any type."""
+
     default_message = "invalid schedule"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        schedule_id: object = None,
+        cron: object = None,
+        timezone: object = None,
+    ) -> None:
+        self.schedule_id = schedule_id
+        self.cron = cron
+        self.timezone = timezone
+        super().__init__(message)
 
 
 class Suspend(BaseException):
@@ -172,7 +317,14 @@ def _rebuild(type_name: str, message: str, fields: dict[str, Any]) -> DurableErr
     if not _ALL:
         _collect(DurableError)
     cls = _ALL.get(type_name, DurableError)
-    return cls(message, **fields)
+    if cls is DurableError:
+        return DurableError(message, **fields)
+    declared = (*cls._required_fields, *cls._optional_fields)
+    # A stored dict missing a required field gets None; keys the class does not declare are kept.
+    kwargs = {name: fields.get(name) for name in declared}
+    err = cls(message, **kwargs)
+    err._extra_fields.update((k, v) for k, v in fields.items() if k not in declared)
+    return err
 
 
 def error_from_dict(data: dict[str, Any]) -> DurableError:
