@@ -36,7 +36,9 @@ def schedule_store(store: Store) -> ScheduleStore:
     return store
 
 
-class _HasStore(Protocol):
+class StoreAndWorkflows(Protocol):
+    """A store with its workflows: what the poller and the worker take from a client (or a worker)."""
+
     @property
     def store(self) -> Store: ...
 
@@ -52,7 +54,7 @@ class Scheduler:
     """
 
     def __init__(
-        self, durable: _HasStore, *, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT, batch: int = 100
+        self, durable: StoreAndWorkflows, *, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT, batch: int = 100
     ) -> None:
         self.durable = durable
         self.claim_ms = int(claim_timeout * 1000)

@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from .._backoff import Backoff
 from .._errors import StoreUnavailable
@@ -26,19 +26,8 @@ from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
 from .._workflow._definitions import WorkflowDef, registered_workflow, signal_schemas
 from ._engine import ACKED, Engine
-from ._schedule_poller import Scheduler
+from ._schedule_poller import Scheduler, StoreAndWorkflows
 from ._threads import StepThreads
-
-
-class _Client(Protocol):
-    """What a worker takes from a client handed to it instead of a store (its store and its workflows)."""
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def registry(self) -> Mapping[str, WorkflowDef]: ...
-
 
 log = logging.getLogger("durable.worker")
 
@@ -46,7 +35,7 @@ log = logging.getLogger("durable.worker")
 class Worker:
     def __init__(
         self,
-        store: Store | _Client,
+        store: Store | StoreAndWorkflows,
         workflows: Mapping[str, WorkflowDef] | None = None,
         *,
         concurrency: int = 64,
