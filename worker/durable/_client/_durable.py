@@ -48,7 +48,7 @@ from .._workflow._definitions import (
     WorkflowDef,
     as_definition,
     check_payload_schema,
-    registered_workflow,
+    lookup_workflow,
     registered_workflows,
     resolve_signal,
 )
@@ -114,7 +114,7 @@ class Durable(ScheduleClient):
     # ------------------------------------------------------------------ helpers
     def lookup(self, workflow_id: str) -> WorkflowDef | None:
         """This service's own workflows first, then any `@workflow` registered in the process."""
-        return self.registry.get(workflow_id) or registered_workflow(workflow_id)
+        return lookup_workflow(self.registry, workflow_id)
 
     def _resolve_workflow(self, workflow: Any) -> WorkflowDef:
         if isinstance(workflow, str):
