@@ -14,13 +14,12 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import _codec
 from .._errors import InvalidSchedule, ScheduleNotFound
-from .._records import AuditEntry, ms_to_dt
+from .._records import AuditEntry
 from .._schedule_specs import (
     OVERLAP_POLICIES,
     CronSlots,
@@ -33,6 +32,7 @@ from .._schedule_specs import (
 from .._store._base import AuditDraft, Store
 from .._store._schedules_base import ScheduleRecord, ScheduleStore
 from .._worker._schedule_poller import DEFAULT_CLAIM_TIMEOUT, Scheduler, schedule_store
+from ._schedule_info import ScheduleInfo
 
 if TYPE_CHECKING:
     from .._workflow._definitions import WorkflowDef
@@ -60,59 +60,6 @@ _RESERVED_IDS = frozenset({"due", "index"})
 def _wall_ms() -> int:
     """The client's clock (tests replace it)."""
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleInfo:
-    """A schedule's definition and status."""
-
-    schedule_id: str
-    workflow_id: str
-    input: Any
-    cron: str | None
-    interval_seconds: float | None
-    timezone: str
-    overlap: Overlap
-    starting_deadline_seconds: float | None
-    paused: bool
-    one_time: bool
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    last_execution_id: str | None
-    fired_count: int
-    skipped_count: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_record(cls, rec: ScheduleRecord) -> ScheduleInfo:
-        spec = ScheduleSpec.from_json(rec.spec)
-        return cls(
-            schedule_id=rec.schedule_id,
-            workflow_id=spec.workflow_id,
-            input=spec.input,
-            cron=spec.cron,
-            interval_seconds=None if spec.interval_ms is None else spec.interval_ms / 1000,
-            timezone=spec.timezone,
-            overlap=spec.overlap,
-            starting_deadline_seconds=None if spec.deadline_ms is None else spec.deadline_ms / 1000,
-            paused=rec.paused,
-            one_time=spec.one_time,
-            next_run_at=None if rec.paused else ms_to_dt(rec.next_ms),
-            last_run_at=ms_to_dt(rec.last_ms),
-            last_execution_id=rec.last_execution_id,
-            fired_count=rec.fired,
-            skipped_count=rec.skipped,
-            created_at=ms_to_dt(rec.created_ms),  # type: ignore[arg-type]
-            updated_at=ms_to_dt(rec.updated_ms),  # type: ignore[arg-type]
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
 
 
 class _Unset(enum.Enum):
