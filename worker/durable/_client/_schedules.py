@@ -13,7 +13,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +91,7 @@ class ScheduleClient:
 
     if TYPE_CHECKING:
         store: Store
-        registry: Mapping[str, WorkflowDef]
+        registry: dict[str, WorkflowDef]
 
         def _resolve_workflow(self, workflow_or_id: Any) -> WorkflowDef: ...
         def _validate_input(self, wf: WorkflowDef, input: Any) -> bytes: ...
