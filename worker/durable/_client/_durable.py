@@ -7,8 +7,8 @@ import functools
 import getpass
 import time
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import _codec
 from .._errors import (
@@ -41,8 +41,27 @@ from .._workflow._definitions import (
 from ._executions import ExecutionClient
 from ._schedules import ScheduleClient
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 # How long a `Durable` trusts its copy of the published signal schemas (workers publish at start).
 _SCHEMA_TTL_S = 30.0
+
+
+def _alias(
+    method: Callable[Concatenate[ScheduleClient, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Durable, _P], Coroutine[Any, Any, _R]]:
+    """A `Durable` method that calls `method` on `durable.schedules`, with its signature."""
+    name = method.__name__
+
+    async def forward(self: Durable, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        # Looked up per call: a subclass's or a test's replacement of the method is the one called.
+        target: Callable[_P, Coroutine[Any, Any, _R]] = getattr(self.schedules, name)
+        return await target(*args, **kwargs)
+
+    functools.update_wrapper(forward, method)
+    forward.__doc__ = f"Alias of `schedules.{name}` (its name in earlier versions).\n\n{method.__doc__ or ''}"
+    return forward
 
 
 def _default_actor() -> str:
@@ -67,12 +86,16 @@ def decode_step(step_id: str, raw: bytes) -> StepRecord:
     )
 
 
-class Durable(ExecutionClient, ScheduleClient):
-    """Start, signal, inspect and run durable workflow executions.
+class Durable(ExecutionClient):
+    """Start, signal, inspect and run durable workflow executions; `schedules` holds the schedules.
 
     `store` is a `Store`, a URL (`memory://`, `redis://…`) or None for a fresh `MemoryStore`.
     `workflows` are the `@workflow` functions this process knows. A process that only starts
     executions by id for workers elsewhere (the operator) passes `allow_unregistered=True`.
+
+    The schedule methods of earlier versions stay as aliases of `schedules`' methods: `schedule`
+    (`once`), `ensure_schedule`, `update_schedule`, `pause_schedule`, `resume_schedule`,
+    `get_schedule`, `list_schedules`, `list_schedule_audit` (`audit`), `remove_schedule`.
     """
 
     def __init__(
@@ -94,6 +117,7 @@ class Durable(ExecutionClient, ScheduleClient):
         super().__init__(
             store, registry, allow_unregistered=allow_unregistered, actor=actor or _default_actor()
         )
+        self.schedules = ScheduleClient(self.store, self._resolve_workflow, actor=self.actor)
         # (monotonic time read, schemas): the published signal schemas, for senders without the model.
         self._published: tuple[float, dict[str, bytes]] = (-_SCHEMA_TTL_S - 1, {})
 
@@ -257,6 +281,17 @@ class Durable(ExecutionClient, ScheduleClient):
             "steps": [s.to_dict() for s in steps],
             "audit": [a.to_dict() for a in audit],
         }
+
+    # ------------------------------------------------------------------ schedules (aliases)
+    schedule = _alias(ScheduleClient.once)
+    ensure_schedule = _alias(ScheduleClient.ensure)
+    update_schedule = _alias(ScheduleClient.update)
+    pause_schedule = _alias(ScheduleClient.pause)
+    resume_schedule = _alias(ScheduleClient.resume)
+    get_schedule = _alias(ScheduleClient.get)
+    list_schedules = _alias(ScheduleClient.list)
+    list_schedule_audit = _alias(ScheduleClient.audit)
+    remove_schedule = _alias(ScheduleClient.remove)
 
     # ------------------------------------------------------------------ running
     def worker(self, **options: Any) -> Worker:

@@ -63,9 +63,6 @@ class ExecutionClient:
             self.registry[definition.workflow_id] = definition
         return definition
 
-    def _validate_input(self, definition: WorkflowDef, value: Any) -> bytes:
-        return encode_input(definition, value)
-
     async def _require(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.get_execution(execution_id)
         if record is None:
@@ -93,7 +90,7 @@ class ExecutionClient:
         dropping the old run's history. Invalid input raises `InputValidationError`, writing nothing.
         """
         definition = self._resolve_workflow(workflow)
-        encoded = self._validate_input(definition, input)
+        encoded = encode_input(definition, input)
         eid = ExecutionId(execution_id or uuid.uuid4().hex)
         if not eid or len(eid) > 256 or any(c in eid for c in "{}|\n"):
             raise ValueError(f"execution id {eid!r} must be 1-256 characters without braces, '|' or newlines")
