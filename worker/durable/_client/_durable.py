@@ -1,4 +1,5 @@
-"""`Durable`: the service object that starts, signals, inspects and runs executions."""
+"""`Durable`, the client: starts and reads executions (`ExecutionClient`), signals, cancels, retries
+and skips steps of them, reads their history, holds the schedules client and makes workers."""
 
 from __future__ import annotations
 
