@@ -216,6 +216,3 @@ def skip_step(
         out.print_json({"execution_id": execution, "step_id": step, "result": value})
     else:
         out.message(f"step {step} of {execution} skipped with result {out.short(value)}")
-
-
-# ---------------------------------------------------------------------------- schedules

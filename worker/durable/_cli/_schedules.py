@@ -16,7 +16,7 @@ def schedules_list(ctx: typer.Context) -> None:
     """Every schedule with its next and last run."""
 
     async def go(d: Durable) -> Any:
-        return await d.list_schedules()
+        return await d.schedules.list()
 
     infos = _run(ctx, go)
     if ctx.obj.json:
@@ -30,7 +30,7 @@ def schedules_get(ctx: typer.Context, schedule: Annotated[str, typer.Argument(he
     """One schedule's definition, status and history."""
 
     async def go(d: Durable) -> Any:
-        return await d.get_schedule(schedule), await d.list_schedule_audit(schedule)
+        return await d.schedules.get(schedule), await d.schedules.audit(schedule)
 
     info, audit = _run(ctx, go)
     if ctx.obj.json:
@@ -42,10 +42,10 @@ def schedules_get(ctx: typer.Context, schedule: Annotated[str, typer.Argument(he
 def _schedule_action(ctx: typer.Context, schedule: str, action: str) -> None:
     async def go(d: Durable) -> Any:
         if action == "pause":
-            return await d.pause_schedule(schedule)
+            return await d.schedules.pause(schedule)
         if action == "resume":
-            return await d.resume_schedule(schedule)
-        await d.remove_schedule(schedule)
+            return await d.schedules.resume(schedule)
+        await d.schedules.remove(schedule)
         return None
 
     info = _run(ctx, go)

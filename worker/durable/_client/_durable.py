@@ -1,4 +1,5 @@
-"""`Durable`: the service object that starts, signals, inspects and runs executions."""
+"""`Durable`, the client: starts and reads executions (`ExecutionClient`), signals, cancels, retries
+and skips steps of them, reads their history, holds the schedules client and makes workers."""
 
 from __future__ import annotations
 
@@ -7,35 +8,23 @@ import functools
 import getpass
 import time
 import uuid
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import _codec
 from .._errors import (
-    ExecutionCancelledError,
     ExecutionNotFailed,
-    ExecutionNotFound,
     InvalidStepId,
     SignalPayloadError,
-    WorkflowFailedError,
-    WorkflowNotFound,
 )
-from .._metrics import METRICS
 from .._records import (
     AuditEntry,
-    ExecutionId,
-    ExecutionRecord,
     Status,
     StepRecord,
-    dt_to_ms,
     ms_to_dt,
 )
 from .._store._base import (
     CHECKED_BY_MODEL,
-    ExecutionQuery,
-    IdReuse,
-    NewExecution,
     SchemaCheckNeeded,
     Store,
     schema_digest,
@@ -48,15 +37,32 @@ from .._workflow._definitions import (
     WorkflowDef,
     as_definition,
     check_payload_schema,
-    registered_workflow,
-    registered_workflows,
     resolve_signal,
 )
-from .._workflow._shapes import FlowShape, describe_workflow
+from ._executions import ExecutionClient
 from ._schedules import ScheduleClient
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 # How long a `Durable` trusts its copy of the published signal schemas (workers publish at start).
 _SCHEMA_TTL_S = 30.0
+
+
+def _alias(
+    method: Callable[Concatenate[ScheduleClient, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Durable, _P], Coroutine[Any, Any, _R]]:
+    """A `Durable` method that calls `method` on `durable.schedules`, with its signature."""
+    name = method.__name__
+
+    async def forward(self: Durable, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        # Looked up per call: a subclass's or a test's replacement of the method is the one called.
+        target: Callable[_P, Coroutine[Any, Any, _R]] = getattr(self.schedules, name)
+        return await target(*args, **kwargs)
+
+    functools.update_wrapper(forward, method)
+    forward.__doc__ = f"Alias of `schedules.{name}` (its name in earlier versions).\n\n{method.__doc__ or ''}"
+    return forward
 
 
 def _default_actor() -> str:
@@ -81,12 +87,16 @@ def decode_step(step_id: str, raw: bytes) -> StepRecord:
     )
 
 
-class Durable(ScheduleClient):
-    """Start, signal, inspect and run durable workflow executions.
+class Durable(ExecutionClient):
+    """Start, signal, inspect and run durable workflow executions; `schedules` holds the schedules.
 
     `store` is a `Store`, a URL (`memory://`, `redis://…`) or None for a fresh `MemoryStore`.
     `workflows` are the `@workflow` functions this process knows. A process that only starts
     executions by id for workers elsewhere (the operator) passes `allow_unregistered=True`.
+
+    The schedule methods of earlier versions stay as aliases of `schedules`' methods: `schedule`
+    (`once`), `ensure_schedule`, `update_schedule`, `pause_schedule`, `resume_schedule`,
+    `get_schedule`, `list_schedules`, `list_schedule_audit` (`audit`), `remove_schedule`.
     """
 
     def __init__(
@@ -101,121 +111,16 @@ class Durable(ScheduleClient):
             store = MemoryStore()
         elif isinstance(store, str):
             store = Store.from_url(store)
-        self.store: Store = store
-        self.registry: dict[str, WorkflowDef] = {}
+        registry: dict[str, WorkflowDef] = {}
         for wf in workflows:
             definition = as_definition(wf)
-            self.registry[definition.workflow_id] = definition
-        self.allow_unregistered = allow_unregistered
-        self.actor = actor or _default_actor()
+            registry[definition.workflow_id] = definition
+        super().__init__(
+            store, registry, allow_unregistered=allow_unregistered, actor=actor or _default_actor()
+        )
+        self.schedules = ScheduleClient(self.store, self._resolve_workflow, actor=self.actor)
         # (monotonic time read, schemas): the published signal schemas, for senders without the model.
         self._published: tuple[float, dict[str, bytes]] = (-_SCHEMA_TTL_S - 1, {})
-
-    # ------------------------------------------------------------------ helpers
-    def lookup(self, workflow_id: str) -> WorkflowDef | None:
-        """This service's own workflows first, then any `@workflow` registered in the process."""
-        return self.registry.get(workflow_id) or registered_workflow(workflow_id)
-
-    def _resolve_workflow(self, workflow: Any) -> WorkflowDef:
-        if isinstance(workflow, str):
-            definition = self.lookup(workflow)
-            if definition is None:
-                if self.allow_unregistered and workflow.strip():
-                    return WorkflowDef(workflow_id=workflow, fn=_unregistered)
-                known = (
-                    ", ".join(sorted({*self.registry, *(w.workflow_id for w in registered_workflows())}))
-                    or "none"
-                )
-                raise WorkflowNotFound(
-                    f"unknown workflow {workflow!r} (registered: {known})", workflow_id=workflow
-                )
-            return definition
-        definition = as_definition(workflow)
-        if definition.workflow_id not in self.registry:
-            self.registry[definition.workflow_id] = definition
-        return definition
-
-    def _validate_input(self, definition: WorkflowDef, value: Any) -> bytes:
-        return _codec.dumps(
-            definition.validate_input(value), what=f"input of workflow {definition.workflow_id!r}"
-        )
-
-    async def _require(self, execution_id: str) -> ExecutionRecord:
-        record = await self.store.get_execution(execution_id)
-        if record is None:
-            raise ExecutionNotFound(f"execution {execution_id!r} does not exist", execution_id=execution_id)
-        return record
-
-    # ------------------------------------------------------------------ starting and waiting
-    async def start(
-        self,
-        workflow: Any,
-        input: Any = None,
-        *,
-        execution_id: str | None = None,
-        actor: str | None = None,
-        parent: str | None = None,
-        start_at: datetime | None = None,
-        id_reuse: IdReuse = "reject",
-    ) -> ExecutionId:
-        """Create an execution and return its id at once.
-
-        Starting again under an existing `execution_id` is idempotent for the same request (same
-        workflow, same input): the id comes back and nothing changes. A different workflow or input
-        raises `ExecutionConflict` and changes nothing. `id_reuse="allow_if_finished"` instead starts
-        a fresh run under the id when its execution is final (completed, failed or cancelled),
-        dropping the old run's history. Invalid input raises `InputValidationError`, writing nothing.
-        """
-        definition = self._resolve_workflow(workflow)
-        encoded = self._validate_input(definition, input)
-        eid = ExecutionId(execution_id or uuid.uuid4().hex)
-        if not eid or len(eid) > 256 or any(c in eid for c in "{}|\n"):
-            raise ValueError(f"execution id {eid!r} must be 1-256 characters without braces, '|' or newlines")
-        created = await self.store.create_execution(
-            NewExecution(
-                execution_id=eid,
-                workflow_id=definition.workflow_id,
-                input=encoded,
-                now_ms=now_ms(),
-                category=definition.category,
-                parent=parent,
-                actor=actor or self.actor,
-                start_at_ms=dt_to_ms(start_at) if start_at is not None else None,
-                id_reuse=id_reuse,
-            )
-        )
-        if created:
-            METRICS.started.labels(workflow=definition.workflow_id).inc()
-        return eid
-
-    async def wait(self, execution_id: str, timeout: float | None = None) -> Any:
-        """The execution's result once it completes; raises if it failed or was cancelled."""
-        record = await self.store.wait_finished(execution_id, timeout)
-        if record.status == Status.COMPLETED:
-            return record.result
-        error = record.error or {}
-        message = str(error.get("message") or record.status.value)
-        if record.status == Status.CANCELLED:
-            raise ExecutionCancelledError(
-                f"execution {execution_id!r} was cancelled: {message}", execution_id=execution_id, error=error
-            )
-        raise WorkflowFailedError(
-            f"execution {execution_id!r} failed: {error.get('type', 'Error')}: {message}",
-            execution_id=execution_id,
-            error=error,
-        )
-
-    async def start_and_wait(
-        self,
-        workflow: Any,
-        input: Any = None,
-        *,
-        timeout: float | None = None,
-        execution_id: str | None = None,
-        id_reuse: IdReuse = "reject",
-    ) -> Any:
-        eid = await self.start(workflow, input, execution_id=execution_id, id_reuse=id_reuse)
-        return await self.wait(eid, timeout=timeout)
 
     # ------------------------------------------------------------------ talking to executions
     async def signal(
@@ -358,13 +263,7 @@ class Durable(ScheduleClient):
         """Kick every incomplete execution that nothing else will wake (run on worker start-up)."""
         return await self.store.recover(now_ms())
 
-    # ------------------------------------------------------------------ inspection
-    def describe(self, workflow: Any, input: Any = None) -> FlowShape:
-        return describe_workflow(self._resolve_workflow(workflow), input)
-
-    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        return await self.store.get_execution(execution_id)
-
+    # ------------------------------------------------------------------ history
     async def list_step_results(self, execution_id: str) -> list[StepRecord]:
         steps = [decode_step(k, v) for k, v in (await self.store.load_steps(execution_id)).items()]
         return sorted(steps, key=lambda s: (s.seq if s.seq >= 0 else 1 << 30, s.at or ms_to_dt(0)))
@@ -384,56 +283,16 @@ class Durable(ScheduleClient):
             "audit": [a.to_dict() for a in audit],
         }
 
-    async def list_executions_page(
-        self,
-        workflow: str | None = None,
-        status: Status | str | Iterable[Status | str] | None = None,
-        *,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> tuple[list[ExecutionRecord], str | None]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        if status is None:
-            statuses: tuple[Status, ...] = ()
-        elif isinstance(status, str):
-            statuses = (Status(status),)
-        else:
-            statuses = tuple(Status(s) for s in status)
-        query = ExecutionQuery(
-            workflow_id=workflow,
-            statuses=statuses,
-            created_after_ms=dt_to_ms(created_after) if created_after else None,
-            created_before_ms=dt_to_ms(created_before) if created_before else None,
-            limit=limit,
-            cursor=cursor,
-        )
-        return await self.store.list_executions(query)
-
-    async def list_executions(
-        self,
-        workflow: str | None = None,
-        status: Status | str | Iterable[Status | str] | None = None,
-        *,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> list[ExecutionRecord]:
-        page, _ = await self.list_executions_page(
-            workflow,
-            status,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            cursor=cursor,
-        )
-        return page
-
-    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
-        return await self.store.list_emitted(limit)
+    # ------------------------------------------------------------------ schedules (aliases)
+    schedule = _alias(ScheduleClient.once)
+    ensure_schedule = _alias(ScheduleClient.ensure)
+    update_schedule = _alias(ScheduleClient.update)
+    pause_schedule = _alias(ScheduleClient.pause)
+    resume_schedule = _alias(ScheduleClient.resume)
+    get_schedule = _alias(ScheduleClient.get)
+    list_schedules = _alias(ScheduleClient.list)
+    list_schedule_audit = _alias(ScheduleClient.audit)
+    remove_schedule = _alias(ScheduleClient.remove)
 
     # ------------------------------------------------------------------ running
     def worker(self, **options: Any) -> Worker:
@@ -448,9 +307,3 @@ class Durable(ScheduleClient):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-async def _unregistered(
-    ctx: Any, input: Any
-) -> Any:  # pragma: no cover - never run: a placeholder definition
-    raise WorkflowNotFound("this process does not serve the workflow")

@@ -1,26 +1,26 @@
-"""Schedules on `Durable`: one-time and recurring starts of a workflow, and their status.
+"""The schedules client (`Durable.schedules`): one-time and recurring starts of a workflow.
 
-`ScheduleClient` holds the `Durable` methods (mixed in); the slots a schedule fires at are
-computed in `_slots`, and `_scheduling.Scheduler` fires them (see those modules for the
-daylight-saving and catch-up rules).
+`ScheduleClient` writes and reads schedule definitions; the slots a schedule fires at are
+computed by `ScheduleSpec` (`durable._schedule_specs`) and fired by the worker's `Scheduler`
+(`durable._worker._schedule_poller`): see those modules for the daylight-saving and catch-up rules.
 """
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import enum
 import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import _codec
 from .._errors import InvalidSchedule, ScheduleNotFound
-from .._records import AuditEntry, ms_to_dt
+from .._records import AuditEntry
 from .._schedule_specs import (
     OVERLAP_POLICIES,
     CronSlots,
@@ -33,6 +33,8 @@ from .._schedule_specs import (
 from .._store._base import AuditDraft, Store
 from .._store._schedules_base import ScheduleRecord, ScheduleStore
 from .._worker._schedule_poller import DEFAULT_CLAIM_TIMEOUT, Scheduler, schedule_store
+from ._executions import encode_input
+from ._schedule_info import ScheduleInfo
 
 if TYPE_CHECKING:
     from .._workflow._definitions import WorkflowDef
@@ -62,59 +64,6 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleInfo:
-    """A schedule's definition and status."""
-
-    schedule_id: str
-    workflow_id: str
-    input: Any
-    cron: str | None
-    interval_seconds: float | None
-    timezone: str
-    overlap: Overlap
-    starting_deadline_seconds: float | None
-    paused: bool
-    one_time: bool
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    last_execution_id: str | None
-    fired_count: int
-    skipped_count: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_record(cls, rec: ScheduleRecord) -> ScheduleInfo:
-        spec = ScheduleSpec.from_json(rec.spec)
-        return cls(
-            schedule_id=rec.schedule_id,
-            workflow_id=spec.workflow_id,
-            input=spec.input,
-            cron=spec.cron,
-            interval_seconds=None if spec.interval_ms is None else spec.interval_ms / 1000,
-            timezone=spec.timezone,
-            overlap=spec.overlap,
-            starting_deadline_seconds=None if spec.deadline_ms is None else spec.deadline_ms / 1000,
-            paused=rec.paused,
-            one_time=spec.one_time,
-            next_run_at=None if rec.paused else ms_to_dt(rec.next_ms),
-            last_run_at=ms_to_dt(rec.last_ms),
-            last_execution_id=rec.last_execution_id,
-            fired_count=rec.fired,
-            skipped_count=rec.skipped,
-            created_at=ms_to_dt(rec.created_ms),  # type: ignore[arg-type]
-            updated_at=ms_to_dt(rec.updated_ms),  # type: ignore[arg-type]
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
-
-
 class _Unset(enum.Enum):
     UNSET = "UNSET"
 
@@ -141,29 +90,41 @@ def _check_id(schedule_id: Any) -> str:
 
 
 class ScheduleClient:
-    """The schedule methods of `Durable` (mixed in)."""
+    """A client's schedules (`Durable.schedules`): write, pause, read and remove them.
 
-    if TYPE_CHECKING:
-        store: Store
-        registry: Mapping[str, WorkflowDef]
+    `once` and `ensure` write one (a one-time and a recurring schedule), `update`, `pause`, `resume`
+    change it, `get`, `list`, `audit` read, `remove` deletes. It takes what it needs of its client:
+    the store (its schedule part), how the client resolves a workflow given by function or id, and
+    the actor audit entries name when a call names none.
+    """
 
-        def _resolve_workflow(self, workflow_or_id: Any) -> WorkflowDef: ...
-        def _validate_input(self, wf: WorkflowDef, input: Any) -> bytes: ...
+    def __init__(
+        self, store: Store, resolve_workflow: Callable[[Any], WorkflowDef], *, actor: str | None = None
+    ) -> None:
+        self._store = store
+        self._resolve_workflow = resolve_workflow
+        self._default_actor = actor
 
-    def _schedules_store(self) -> ScheduleStore:
-        return schedule_store(self.store)
+    @property
+    def _records(self) -> ScheduleStore:
+        # Checked per call, not at construction: a store without schedules still serves executions.
+        return schedule_store(self._store)
 
     def _actor(self, actor: str | None) -> str | None:
-        default: str | None = getattr(self, "actor", None)
-        return actor or default
+        return actor or self._default_actor
+
+    def _workflow_input(self, workflow: Any, input: Any) -> tuple[str, Any]:
+        """The workflow's id and `input` validated against its annotation, in stored form."""
+        wf = self._resolve_workflow(workflow)
+        return wf.workflow_id, _codec.loads(encode_input(wf, input))
 
     async def _schedule_record(self, schedule_id: str) -> tuple[ScheduleRecord, ScheduleSpec]:
-        rec = await self._schedules_store().get_schedule(schedule_id)
+        rec = await self._records.get_schedule(schedule_id)
         if rec is None:
             raise ScheduleNotFound(f"schedule {schedule_id!r} does not exist", schedule_id=schedule_id)
         return rec, ScheduleSpec.from_json(rec.spec)
 
-    async def schedule(
+    async def once(
         self,
         workflow: Any,
         input: Any = None,
@@ -193,20 +154,20 @@ class ScheduleClient:
                 raise InvalidSchedule("delay must not be negative")
             at_ms = now + delay_ms
         schedule_id = _check_id(id) if id is not None else f"once-{uuid.uuid4().hex[:16]}"
-        wf = self._resolve_workflow(workflow)
+        workflow_id, stored_input = self._workflow_input(workflow, input)
         spec = ScheduleSpec(
-            workflow_id=wf.workflow_id,
-            input=_codec.loads(self._validate_input(wf, input)),
+            workflow_id=workflow_id,
+            input=stored_input,
             at_ms=at_ms,
             overlap=overlap,
             deadline_ms=None
             if starting_deadline_seconds is None
             else _seconds_to_ms(starting_deadline_seconds, "starting_deadline_seconds"),
         )
-        await self._ensure(schedule_id, spec, paused=False, actor=actor, now=now)
+        await self._ensure_spec(schedule_id, spec, paused=False, actor=actor, now=now)
         return schedule_id
 
-    async def ensure_schedule(
+    async def ensure(
         self,
         workflow: Any,
         input: Any = None,
@@ -245,16 +206,14 @@ class ScheduleClient:
             if starting_deadline_seconds is None
             else _seconds_to_ms(starting_deadline_seconds, "starting_deadline_seconds"),
         )
-        wf = self._resolve_workflow(workflow)
-        spec = dataclasses.replace(
-            spec, workflow_id=wf.workflow_id, input=_codec.loads(self._validate_input(wf, input))
-        )
-        return await self._ensure(schedule_id, spec, paused=paused, actor=actor, now=_wall_ms())
+        workflow_id, stored_input = self._workflow_input(workflow, input)
+        spec = dataclasses.replace(spec, workflow_id=workflow_id, input=stored_input)
+        return await self._ensure_spec(schedule_id, spec, paused=paused, actor=actor, now=_wall_ms())
 
-    async def _ensure(
+    async def _ensure_spec(
         self, schedule_id: str, spec: ScheduleSpec, *, paused: bool, actor: str | None, now: int
     ) -> ScheduleInfo:
-        store = self._schedules_store()
+        store = self._records
         existing = await store.get_schedule(schedule_id)
         if existing is None:
             next_ms = spec.first_slot(now)
@@ -300,22 +259,36 @@ class ScheduleClient:
         message = f"schedule {kind}"
         if changes:
             message += f": {', '.join(changes)} changed; {spec.describe()}"
-        rec2 = await self._schedules_store().put_schedule(
+        audit = AuditDraft(kind, message, actor=self._actor(actor))
+        return await self._put(rec, spec, next_ms=next_ms, paused=paused, now=now, audit=audit)
+
+    async def _put(
+        self,
+        rec: ScheduleRecord,
+        spec: ScheduleSpec,
+        *,
+        next_ms: int | None,
+        paused: bool,
+        now: int,
+        audit: AuditDraft,
+    ) -> ScheduleInfo:
+        """Write an existing schedule's definition; `ScheduleNotFound` if it was removed meanwhile."""
+        written = await self._records.put_schedule(
             rec.schedule_id,
             spec.to_json(),
             next_ms=next_ms,
             paused=paused,
             now_ms=now,
             create=False,
-            audit=[AuditDraft(kind, message, actor=self._actor(actor))],
+            audit=[audit],
         )
-        if rec2 is None:
+        if written is None:
             raise ScheduleNotFound(
                 f"schedule {rec.schedule_id!r} does not exist", schedule_id=rec.schedule_id
             )
-        return ScheduleInfo.from_record(rec2)
+        return ScheduleInfo.from_record(written)
 
-    async def update_schedule(
+    async def update(
         self,
         id: str,
         *,
@@ -357,8 +330,7 @@ class ScheduleClient:
                 else _seconds_to_ms(starting_deadline_seconds, "starting_deadline_seconds")
             )
         if not isinstance(input, _Unset):
-            wf = self._resolve_workflow(old.workflow_id)
-            changes["input"] = _codec.loads(self._validate_input(wf, input))
+            changes["input"] = self._workflow_input(old.workflow_id, input)[1]
         spec = dataclasses.replace(old, **changes)
         new_paused = rec.paused if isinstance(paused, _Unset) else bool(paused)
         if spec == old and new_paused == rec.paused:
@@ -387,49 +359,37 @@ class ScheduleClient:
         message = "schedule paused" if paused else "schedule resumed"
         if not paused and next_ms is not None:
             message += f"; next run {slot_iso(next_ms)}"
-        rec2 = await self._schedules_store().put_schedule(
-            rec.schedule_id,
-            spec.to_json(),
-            next_ms=next_ms,
-            paused=paused,
-            now_ms=now,
-            create=False,
-            audit=[AuditDraft("paused" if paused else "resumed", message, actor=self._actor(actor))],
-        )
-        if rec2 is None:
-            raise ScheduleNotFound(
-                f"schedule {rec.schedule_id!r} does not exist", schedule_id=rec.schedule_id
-            )
-        return ScheduleInfo.from_record(rec2)
+        audit = AuditDraft("paused" if paused else "resumed", message, actor=self._actor(actor))
+        return await self._put(rec, spec, next_ms=next_ms, paused=paused, now=now, audit=audit)
 
-    async def pause_schedule(self, id: str, actor: str | None = None) -> ScheduleInfo:
+    async def pause(self, id: str, actor: str | None = None) -> ScheduleInfo:
         """Stop firing (runs already started go on). Pausing a paused schedule changes nothing."""
         rec, spec = await self._schedule_record(id)
         if rec.paused:
             return ScheduleInfo.from_record(rec)
         return await self._set_paused(rec, spec, spec, True, actor=actor, now=_wall_ms())
 
-    async def resume_schedule(self, id: str, actor: str | None = None) -> ScheduleInfo:
+    async def resume(self, id: str, actor: str | None = None) -> ScheduleInfo:
         """Fire again from the next slot; slots that passed while paused do not run."""
         rec, spec = await self._schedule_record(id)
         if not rec.paused:
             return ScheduleInfo.from_record(rec)
         return await self._set_paused(rec, spec, spec, False, actor=actor, now=_wall_ms())
 
-    async def get_schedule(self, id: str) -> ScheduleInfo:
+    async def get(self, id: str) -> ScheduleInfo:
         rec, _spec = await self._schedule_record(id)
         return ScheduleInfo.from_record(rec)
 
-    async def list_schedules(self) -> list[ScheduleInfo]:
-        return [ScheduleInfo.from_record(rec) for rec in await self._schedules_store().list_schedules()]
+    async def list(self) -> builtins.list[ScheduleInfo]:
+        return [ScheduleInfo.from_record(rec) for rec in await self._records.list_schedules()]
 
-    async def list_schedule_audit(self, id: str, limit: int = 1000) -> list[AuditEntry]:
+    async def audit(self, id: str, limit: int = 1000) -> builtins.list[AuditEntry]:
         """What happened to a schedule: writes, pauses, fired and skipped slots, oldest first."""
         await self._schedule_record(id)
-        return await self._schedules_store().list_schedule_audit(id, limit)
+        return await self._records.list_schedule_audit(id, limit)
 
-    async def remove_schedule(self, id: str, actor: str | None = None) -> None:
+    async def remove(self, id: str, actor: str | None = None) -> None:
         """Delete the schedule (runs already started go on). Raises `ScheduleNotFound`."""
-        if not await self._schedules_store().delete_schedule(id):
+        if not await self._records.delete_schedule(id):
             raise ScheduleNotFound(f"schedule {id!r} does not exist", schedule_id=id)
         log.info("schedule %s removed by %s", id, self._actor(actor) or "unknown")

@@ -24,7 +24,7 @@ from .._records import QueueEntry
 from .._store._base import Store
 from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
-from .._workflow._definitions import WorkflowDef, registered_workflow, signal_schemas
+from .._workflow._definitions import WorkflowDef, lookup_workflow, signal_schemas
 from ._engine import ACKED, Engine
 from ._schedule_poller import Scheduler, StoreAndWorkflows
 from ._threads import StepThreads
@@ -87,7 +87,7 @@ class Worker:
         self.processed = 0
 
     def lookup(self, workflow_id: str) -> WorkflowDef | None:
-        return self.registry.get(workflow_id) or registered_workflow(workflow_id)
+        return lookup_workflow(self.registry, workflow_id)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Worker:

@@ -332,3 +332,8 @@ def seconds(value: float | timedelta) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected seconds or a timedelta, got {value!r}")
     return float(value)
+
+
+def lookup_workflow(registry: Mapping[str, WorkflowDef], workflow_id: str) -> WorkflowDef | None:
+    """A client's or worker's own workflow under this id first, then any `@workflow` in the process."""
+    return registry.get(workflow_id) or registered_workflow(workflow_id)
