@@ -33,7 +33,7 @@ from durable import (
     WorkflowContext,
     workflow,
 )
-from durable._store._mux import Mux
+from durable._store._redis._mux import Mux
 
 RUNS: collections.Counter[tuple[str, str]] = collections.Counter()
 CAUGHT: collections.Counter[str] = collections.Counter()

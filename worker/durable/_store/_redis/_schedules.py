@@ -17,11 +17,11 @@ import orjson
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
-from .._errors import StoreUnavailable
-from .._records import AuditEntry, ms_to_dt
-from ._base import AuditDraft
-from ._keys import AUDIT_MAXLEN, Keys
-from ._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
+from ..._errors import StoreUnavailable
+from ..._records import AuditEntry, ms_to_dt
+from .._base import AuditDraft
+from .._keys import AUDIT_MAXLEN, Keys
+from .._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
 
 _SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")
 _UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, ConnectionError)

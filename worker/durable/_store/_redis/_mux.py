@@ -32,8 +32,8 @@ from typing import Any, cast
 import hiredis
 import redis.exceptions as rexc
 
-from .._backoff import Backoff
-from .._errors import StoreUnavailable
+from ..._backoff import Backoff
+from ..._errors import StoreUnavailable
 
 __all__ = ["Mux", "Subscriber", "pack"]
 

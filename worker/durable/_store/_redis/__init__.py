@@ -24,8 +24,8 @@ import redis.exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from .._backoff import Backoff
-from .._errors import (
+from ..._backoff import Backoff
+from ..._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
@@ -34,7 +34,7 @@ from .._errors import (
     StoreUnavailable,
     WaitTimeoutError,
 )
-from .._records import (
+from ..._records import (
     AuditEntry,
     ExecutionId,
     ExecutionRecord,
@@ -44,7 +44,7 @@ from .._records import (
     StatusEvent,
     ms_to_dt,
 )
-from ._base import (
+from .._base import (
     CHECKED_BY_MODEL,
     Acquired,
     AuditDraft,
@@ -57,9 +57,9 @@ from ._base import (
     SuspendOutcome,
     conflict_error,
 )
-from ._keys import QUEUE_GROUP, Keys
+from .._keys import QUEUE_GROUP, Keys
 from ._mux import TRANSIENT_REPLIES, Mux, Subscriber, sha1
-from ._redis_schedules import RedisScheduleStore
+from ._schedules import RedisScheduleStore
 
 __all__ = ["RedisStore"]
 
@@ -87,7 +87,7 @@ _SCRIPTS = (
     "list",
     "ack",
 )
-_LUA_DIR = Path(__file__).parent / "lua"
+_LUA_DIR = Path(__file__).parent.parent / "lua"
 _LIST_SCAN_BUDGET = 2000
 # Longest blocking queue read on the multiplexed path (its deadline is the store's plus this).
 _MUX_MAX_BLOCK_MS = 5_000
