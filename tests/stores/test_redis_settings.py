@@ -6,9 +6,11 @@ import ssl
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 import trustme
 
-from durable._store._redis._settings import RedisSettings
+from durable import RedisStore, Store
+from durable._store._redis._settings import RedisSettings, settings_from_client
 
 
 def test_plain_urls() -> None:
@@ -95,3 +97,45 @@ def test_bad_urls_and_options_are_one_line_errors(url: str, options: dict[str, o
     with pytest.raises(ValueError) as info:
         RedisSettings.from_url(url, **options)
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_the_store_refuses_bad_urls_at_once() -> None:
+    with pytest.raises(ValueError, match="unknown Redis option 'max_conections'"):
+        RedisStore.from_url("redis://127.0.0.1:1/0?max_conections=3")
+    with pytest.raises(ValueError, match="'socket_timeout' is not supported"):
+        Store.from_url("redis://127.0.0.1:1/0", socket_timeout=5)
+
+
+def test_settings_from_a_redis_py_client(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    plain = settings_from_client(aioredis.Redis(host="db.example", port=7000, db=3, password="pw"))
+    assert (plain.host, plain.port, plain.db, plain.password, plain.tls) == (
+        "db.example",
+        7000,
+        3,
+        "pw",
+        None,
+    )
+    unix = settings_from_client(aioredis.Redis(unix_socket_path="/run/redis.sock", db=1))
+    assert (unix.path, unix.db) == ("/run/redis.sock", 1)
+    tls = settings_from_client(aioredis.Redis.from_url(f"rediss://h:6380/0?ssl_ca_certs={ca_file}"))
+    assert tls.tls is not None and tls.tls.verify_mode == ssl.CERT_REQUIRED and tls.port == 6380
+
+
+async def test_a_store_on_a_redis_py_client_still_works_with_a_deprecation_warning(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    with pytest.warns(DeprecationWarning, match=r"use RedisStore\.from_url"):
+        store = RedisStore(client)
+    try:
+        expected = RedisSettings.from_url(redis_url)
+        assert (store.settings.host, store.settings.port, store.settings.db) == (
+            expected.host,
+            expected.port,
+            expected.db,
+        )
+        await store.enqueue("e1", "start")
+        assert await store.queue_depth() == 1
+    finally:
+        await store.close()
+        await client.aclose()
