@@ -10,8 +10,8 @@ import ssl
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 def free_port() -> int:
@@ -21,8 +21,8 @@ def free_port() -> int:
         return port
 
 
-@dataclass(frozen=True)
-class TlsFiles:
+# A NamedTuple, not a dataclass: bench/run.py loads this file by path, outside sys.modules.
+class TlsFiles(NamedTuple):
     """The server's certificate and key, the CA it trusts for client certificates, and whether it asks
     clients for one (`--tls-auth-clients`)."""
 
