@@ -4,7 +4,6 @@ workflow end to end, pub/sub, blocking reads, client certificates, and an untrus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,19 +54,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     )
 
 
-@contextlib.contextmanager
-def _serving(server: RedisServer) -> Iterator[RedisServer]:
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def tls_server(certs: Certs) -> Iterator[RedisServer]:
     """TLS only (no plain port), a password, no client certificates asked."""
-    with _serving(RedisServer(password=PASSWORD, tls=certs.server)) as server:
+    with RedisServer(password=PASSWORD, tls=certs.server) as server:
         yield server
 
 
@@ -177,7 +167,7 @@ async def test_an_untrusted_server_is_store_unavailable_in_one_line(
 def test_client_certificates_and_uvloop(certs: Certs) -> None:
     """A server that asks for client certificates; the workers' event loop (uvloop)."""
     files = TlsFiles(certs.server.cert, certs.server.key, certs.server.ca, auth_clients=True)
-    with _serving(RedisServer(tls=files)) as server:
+    with RedisServer(tls=files) as server:
         base = f"rediss://127.0.0.1:{server.port}/0?ssl_ca_certs={files.ca}"
 
         async def check() -> None:
