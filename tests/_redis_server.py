@@ -59,6 +59,7 @@ class RedisServer:
         persistent: bool = False,
         password: str | None = None,
         tls: TlsFiles | None = None,
+        unix_socket: bool = False,
     ) -> None:
         # persistent: an fsync-always append-only file, so a kill and restart keeps every acknowledged write.
         self.persistent = persistent
@@ -71,6 +72,8 @@ class RedisServer:
         self.binary = found
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="durable-redis-"))
+        # Also listen on a unix socket (`unix_path`), besides the port.
+        self.unix_path = self.dir / "redis.sock" if unix_socket else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,6 +108,8 @@ class RedisServer:
         args += ["--dir", str(self.dir), "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.unix_path is not None:
+            args += ["--unixsocket", str(self.unix_path), "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while not _answers_ping(self.port, self.tls):
