@@ -392,7 +392,7 @@ async def run_all(url: str, scale: float, workers: Workers, redis_pid: int) -> N
     sys.path.insert(0, str(BENCH))
     import bench_app
 
-    store = RedisStore.from_url(url, max_connections=256)
+    store = RedisStore.from_url(url)
     d = Durable(
         store=store,
         workflows=[

@@ -46,6 +46,7 @@ if str(HERE) not in sys.path:  # run as a script: make `_redis_server` and `apps
 from _redis_server import RedisServer  # noqa: E402
 from apps import soak_app  # noqa: E402
 from durable import Durable, RedisStore, Status, StoreUnavailable  # noqa: E402
+from durable._store._redis import RedisReplyError  # noqa: E402
 
 DURABLE_BIN = str(Path(sys.executable).parent / "durable")
 FINAL = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
@@ -234,10 +235,10 @@ class Harness:
         while True:
             try:
                 return await fn(*args, **kwargs)
-            except (StoreUnavailable, redis.ResponseError) as exc:
+            except (StoreUnavailable, RedisReplyError) as exc:
                 # A restarted redis-server answers -LOADING while it replays its AOF; the store passes
-                # that through as a plain ResponseError (a finding, counted), so retry it here too.
-                if isinstance(exc, redis.ResponseError):
+                # that through as a plain error reply (a finding, counted), so retry it here too.
+                if isinstance(exc, RedisReplyError):
                     if not str(exc).startswith("LOADING"):
                         raise
                     self.loading_errors[what] += 1

@@ -230,7 +230,7 @@ async def test_two_workers_race_for_one_execution(store: Store) -> None:
     COUNTS.clear()
     other: Store = store
     if isinstance(store, RedisStore):
-        other = RedisStore(store.redis.__class__.from_url(_url_of(store)))
+        other = RedisStore(store.settings)
     a, b = Durable(store=store), Durable(store=other)
     async with a.worker(concurrency=8, lease_ttl=2.0), b.worker(concurrency=8, lease_ttl=2.0):
         eid = await a.start(five, None)
@@ -260,11 +260,6 @@ async def test_stale_worker_cannot_overwrite_newer_progress(store: Store) -> Non
     assert record is not None and record.result == 2
     steps = await durable.list_step_results(eid)
     assert [(s.step_id, s.result) for s in steps] == [("one", 2)]
-
-
-def _url_of(store: RedisStore) -> str:
-    kwargs = store.redis.connection_pool.connection_kwargs
-    return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
 async def _until(durable: Durable, eid: str, status: Status, timeout: float = 10) -> None:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from _redis_server import RedisServer
 from apps.operator_app import failing, multistep, process_order
 from durable import Durable, ExecutionRecord, RedisStore, Status
+from durable._store._keys import Keys
 from durable_operator._mirror import write_execution_status
 from durable_operator._runtime import mirror_name
 from durable_operator._status import parse_version, record_version
@@ -40,7 +41,7 @@ def _never_backwards(cluster: Cluster) -> None:
 async def _pending(redis_url: str, group: str) -> int:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        summary = await client.xpending(RedisStore(client).keys.status(), group)
+        summary = await client.xpending(Keys().status(), group)
         return int(summary["pending"])
     finally:
         await client.aclose()
@@ -249,7 +250,7 @@ async def test_stale_writers_and_a_replayed_stream_never_move_a_phase_backwards(
         # The whole stream again from its start (as after a group reset): nothing moves back.
         client = aioredis.Redis.from_url(redis_url)
         try:
-            await client.xgroup_setid(RedisStore(client).keys.status(), rt.config.group, "0")
+            await client.xgroup_setid(Keys().status(), rt.config.group, "0")
         finally:
             await client.aclose()
         batches = rt.mirror.batches

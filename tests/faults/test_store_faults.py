@@ -33,7 +33,8 @@ from durable import (
     WorkflowContext,
     workflow,
 )
-from durable._store._mux import Mux
+from durable._store._redis import RedisSettings
+from durable._store._redis._mux import Mux
 
 RUNS: collections.Counter[tuple[str, str]] = collections.Counter()
 CAUGHT: collections.Counter[str] = collections.Counter()
@@ -334,7 +335,7 @@ class _FakeRedis:
 
 async def test_a_command_that_may_have_run_is_not_sent_again() -> None:
     fake = _FakeRedis(None)
-    mux = Mux(port=fake.port, op_timeout_s=2.0)
+    mux = Mux(RedisSettings(host="127.0.0.1", port=fake.port), op_timeout_s=2.0)
     try:
         with pytest.raises(StoreUnavailable):
             await mux.call("SET", "k", "v")
@@ -347,7 +348,7 @@ async def test_a_command_that_may_have_run_is_not_sent_again() -> None:
 
 async def test_server_states_are_unavailable_not_command_errors() -> None:
     fake = _FakeRedis(b"-LOADING Redis is loading the dataset in memory\r\n")
-    mux = Mux(port=fake.port, op_timeout_s=2.0)
+    mux = Mux(RedisSettings(host="127.0.0.1", port=fake.port), op_timeout_s=2.0)
     try:
         with pytest.raises(StoreUnavailable, match="LOADING"):
             await mux.call("GET", "k")

@@ -9,7 +9,8 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from durable import Durable, RedisStore, Status
+from durable import Durable, Status
+from durable._store._keys import Keys
 from durable_operator._activity import peering_allows
 from durable_operator._runtime import mirror_name
 from operator_harness import Cluster, doc, eventually, fast_config, operator_replica
@@ -22,8 +23,7 @@ PEERING = "durable-test"
 async def _consumers(redis_url: str, group: str) -> dict[str, int]:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        store = RedisStore(client)
-        infos = await client.xinfo_consumers(store.keys.status(), group)
+        infos = await client.xinfo_consumers(Keys().status(), group)
         return {i["name"].decode(): int(i["pending"]) for i in infos}
     finally:
         await client.aclose()
@@ -32,7 +32,7 @@ async def _consumers(redis_url: str, group: str) -> dict[str, int]:
 async def _no_pending(redis_url: str, group: str) -> bool:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        summary = await client.xpending(RedisStore(client).keys.status(), group)
+        summary = await client.xpending(Keys().status(), group)
         return int(summary["pending"]) == 0
     finally:
         await client.aclose()

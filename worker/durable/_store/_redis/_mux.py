@@ -1,4 +1,4 @@
-"""One multiplexed Redis connection for the store's hot path: many calls in flight, auto-pipelined.
+"""One multiplexed Redis connection: many calls in flight, auto-pipelined.
 
 RESP answers come back in the order the commands were sent, so every call appends its packed
 command to a write buffer and a future to a FIFO; the buffer goes out once per event-loop turn
@@ -6,38 +6,37 @@ command to a write buffer and a future to a FIFO; the buffer goes out once per e
 (hiredis) to the oldest future. That costs a few microseconds per call where a pooled redis-py
 call costs tens, and it batches naturally when many executions are in flight.
 
-Only non-blocking commands go here (scripts, HGETALL, XADD, ...): blocking reads and pub/sub keep
-their own redis-py connections. A call that gets no answer within the deadline fails with
-`StoreUnavailable` (cause `TimeoutError`) and drops the connection with everything in flight on it;
-a lost connection fails its calls with `StoreUnavailable` (cause `ConnectionError`). The next call
-connects again. A call is sent again on a new connection only if it never left this process (the
-connection was found closed before its bytes were written): a command that may have reached the
-server is never repeated, since a script that ran but whose answer was lost must not run twice
-(callers settle that ambiguity by reading the state again: the engine replays the history). Replies
-that describe the server's state rather than the command (LOADING after a restart, BUSY, READONLY
-after a failover, ...) are `StoreUnavailable` too: callers treat it as "try later".
+Every store call goes over one of these; a blocking read (BLOCK) gets a `Mux` of its own, since
+the server answers nothing else on its connection meanwhile. Plain TCP, TLS or a unix socket, as
+the `RedisSettings` say. A call that gets no answer within its deadline (`op_timeout_s`, plus the
+time a blocking read may wait) fails with `StoreUnavailable` (cause `TimeoutError`) and drops the
+connection with everything in flight on it; a lost connection fails its calls with
+`StoreUnavailable` (cause `ConnectionError`). The next call connects again. A call is sent again on
+a new connection only if it never left this process (the connection was found closed before its
+bytes were written): a command that may have reached the server is never repeated, since a script
+that ran but whose answer was lost must not run twice (callers settle that ambiguity by reading the
+state again: the engine replays the history). Replies that describe the server's state rather than
+the command (LOADING after a restart, BUSY, READONLY after a failover, ...) are `StoreUnavailable`
+too: callers treat it as "try later"; other error replies are the command's own (`RedisReplyError`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import hashlib
-import logging
 import select
+import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import hiredis
-import redis.exceptions as rexc
 
-from .._backoff import Backoff
-from .._errors import StoreUnavailable
+from ..._errors import StoreUnavailable
+from ._settings import RedisSettings
 
-__all__ = ["Mux", "Subscriber", "pack"]
+__all__ = ["TRANSIENT_REPLIES", "Mux", "RedisReplyError", "open_connection", "pack", "reply_error"]
 
-log = logging.getLogger("durable.store.redis")
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 # Reconnect-and-resend attempts for a call whose connection was gone before it was written.
 _RETRIES = 3
@@ -61,7 +60,12 @@ TRANSIENT_REPLIES = (
 _HUNG_UP = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 
 
-class _NotSent(rexc.ConnectionError):
+class RedisReplyError(Exception):
+    """An error reply to a command (NOGROUP, WRONGTYPE, a script's error, ...): the command's own fault,
+    not the server's state nor the connection's. The message is the reply."""
+
+
+class _NotSent(ConnectionError):
     """The connection was closed before the command was written: sending it again is safe."""
 
 
@@ -69,9 +73,20 @@ def reply_error(message: str) -> Exception:
     """An error reply as an exception: the server's transient states as `StoreUnavailable`."""
     if message.startswith(TRANSIENT_REPLIES):
         err = StoreUnavailable(f"redis cannot serve now: {message}")
-        err.__cause__ = rexc.ResponseError(message)
+        err.__cause__ = RedisReplyError(message)
         return err
-    return rexc.ResponseError(message)
+    return RedisReplyError(message)
+
+
+async def open_connection(settings: RedisSettings, factory: Callable[[], _P]) -> _P:
+    """A connection to the server of `settings` (TCP, TLS or unix socket) speaking `factory()`'s protocol."""
+    loop = asyncio.get_running_loop()
+    if settings.path:
+        _, proto = await loop.create_unix_connection(factory, settings.path)
+    else:
+        # With TLS the server's certificate is checked against `host` (unless the context says not to).
+        _, proto = await loop.create_connection(factory, settings.host, settings.port, ssl=settings.tls)
+    return proto
 
 
 def _arg(value: Any) -> bytes:
@@ -111,13 +126,15 @@ class _Proto(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader()
+        # Each call's future and deadline (loop time), oldest first: replies come back in this order.
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.out: list[bytes] = []
         self.flush_scheduled = False
         self.closed = False
         self.op_timeout_s = op_timeout_s
         self.watchdog: asyncio.TimerHandle | None = None
-        # Polled (without waiting) before each write, to see whether the server has hung up.
+        # Polled (without waiting) before each write, to see whether the server has hung up. On a TLS
+        # connection this is the socket under it: a hang-up shows there all the same.
         self.probe: select.poll | None = None
 
     # ------------------------------------------------------------ asyncio.Protocol
@@ -139,12 +156,12 @@ class _Proto(asyncio.Protocol):
             try:
                 reply = reader.gets()
             except hiredis.ProtocolError as exc:
-                self._fail(rexc.ConnectionError(f"protocol error: {exc}"), "redis sent an unreadable reply")
+                self._fail(ConnectionError(f"protocol error: {exc}"), "redis sent an unreadable reply")
                 return
             if reply is False:
                 return
             if not waiting:  # pragma: no cover - a reply nobody asked for: the stream is out of step
-                self._fail(rexc.ConnectionError("unexpected reply"), "redis sent a reply nobody asked for")
+                self._fail(ConnectionError("unexpected reply"), "redis sent a reply nobody asked for")
                 return
             fut, _ = waiting.popleft()
             if fut.done():
@@ -155,19 +172,20 @@ class _Proto(asyncio.Protocol):
                 fut.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        cause = rexc.ConnectionError(f"connection lost: {exc}" if exc else "connection closed by the server")
+        cause = ConnectionError(f"connection lost: {exc}" if exc else "connection closed by the server")
         cause.__cause__ = exc
         self._fail(cause, "redis is unreachable")
 
     # ------------------------------------------------------------ sending
-    def send(self, packed: bytes) -> asyncio.Future[Any]:
+    def send(self, packed: bytes, extra_s: float = 0.0) -> asyncio.Future[Any]:
+        """Queue a command; its deadline is the operation time-out plus `extra_s` (a blocking read's wait)."""
         fut: asyncio.Future[Any] = self.loop.create_future()
         if self.closed:
             err = StoreUnavailable("redis is unreachable: connection closed")
             err.__cause__ = _NotSent("connection closed")
             fut.set_exception(err)
             return fut
-        self.waiting.append((fut, self.loop.time()))
+        self.waiting.append((fut, self.loop.time() + (self.op_timeout_s or 0.0) + extra_s))
         self.out.append(packed)
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -184,7 +202,7 @@ class _Proto(asyncio.Protocol):
         if self.out and self.transport is not None and not self.closed:
             if self._peer_closed():
                 # Nothing in the buffer reached the server: its calls may go again on a new connection.
-                self._fail(rexc.ConnectionError("connection closed by the server"), "redis is unreachable")
+                self._fail(ConnectionError("connection closed by the server"), "redis is unreachable")
                 return
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
             self.out.clear()
@@ -199,7 +217,7 @@ class _Proto(asyncio.Protocol):
         self.watchdog = None
         if self.closed or self.op_timeout_s is None:
             return
-        if self.waiting and self.loop.time() - self.waiting[0][1] > self.op_timeout_s:
+        if self.waiting and self.loop.time() > self.waiting[0][1]:
             self._fail(TimeoutError("no answer in time"), "redis did not answer in time")
             return
         self.watchdog = self.loop.call_later(self._period(), self._check)
@@ -225,31 +243,14 @@ class _Proto(asyncio.Protocol):
 
     def close(self) -> None:
         if not self.closed:
-            self._fail(rexc.ConnectionError("store closed"), "redis is unreachable")
+            self._fail(ConnectionError("store closed"), "redis is unreachable")
 
 
 class Mux:
     """The connection factory and the calls; connects lazily, again after a failure."""
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 6379,
-        path: str | None = None,
-        db: int = 0,
-        username: str | None = None,
-        password: str | None = None,
-        connect_timeout_s: float | None = 2.0,
-        op_timeout_s: float | None = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.path = path
-        self.db = db
-        self.username = username
-        self.password = password
-        self.connect_timeout_s = connect_timeout_s
+    def __init__(self, settings: RedisSettings, *, op_timeout_s: float | None = 10.0) -> None:
+        self.settings = settings
         self.op_timeout_s = op_timeout_s
         self._proto: _Proto | None = None
         self._connecting: asyncio.Future[_Proto] | None = None
@@ -278,35 +279,37 @@ class Mux:
         old, self._proto = self._proto, None
         if old is not None:
             old.close()
+        s = self.settings
 
         def factory() -> _Proto:
             return _Proto(loop, self.op_timeout_s)
 
         opened: _Proto | None = None
         try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                if self.path:
-                    _, proto = await loop.create_unix_connection(factory, self.path)
-                else:
-                    _, proto = await loop.create_connection(factory, self.host, self.port)
-                opened = proto
-                if self.password:
-                    auth = (
-                        ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+            async with asyncio.timeout(s.connect_timeout_s):
+                opened = proto = await open_connection(s, factory)
+                if s.password:
+                    await proto.send(
+                        pack(("AUTH", s.username, s.password) if s.username else ("AUTH", s.password))
                     )
-                    await proto.send(pack(auth))
-                if self.db:
-                    await proto.send(pack(("SELECT", self.db)))
+                if s.db:
+                    await proto.send(pack(("SELECT", s.db)))
         except TimeoutError as exc:
+            if opened is not None:
+                opened.close()
+            raise StoreUnavailable(f"redis is unreachable: no connection in {s.connect_timeout_s} s") from exc
+        except ssl.SSLError as exc:
+            cause = ConnectionError(f"TLS handshake failed: {exc}")
+            cause.__cause__ = exc
             raise StoreUnavailable(
-                f"redis is unreachable: no connection in {self.connect_timeout_s} s"
-            ) from exc
+                f"redis is unreachable: TLS handshake with {s.describe()} failed: {exc}"
+            ) from cause
         except OSError as exc:
-            cause = rexc.ConnectionError(f"cannot connect: {exc}")
+            cause = ConnectionError(f"cannot connect: {exc}")
             cause.__cause__ = exc
             raise StoreUnavailable(f"redis is unreachable: {exc}") from cause
-        except rexc.ResponseError as exc:
-            # AUTH or SELECT refused: the same one-line error redis-py's own pool gives.
+        except RedisReplyError as exc:
+            # AUTH or SELECT refused (a wrong password, a database out of range): one line saying so.
             if opened is not None:
                 opened.close()
             raise StoreUnavailable(f"redis refused the connection: {exc}") from exc
@@ -316,7 +319,7 @@ class Mux:
             raise
         return proto
 
-    async def _send(self, packed: bytes) -> Any:
+    async def _send(self, packed: bytes, extra_s: float) -> Any:
         """Send and await the reply. A call that never left (its connection was already gone) goes
         again on a new connection, a few times, backing off; one that may have reached the server
         does not (see the module's docstring)."""
@@ -324,7 +327,7 @@ class Mux:
         for attempt in range(_RETRIES + 1):
             proto = await self._connection() if attempt == 0 else await self._reconnect(delay)
             try:
-                return await proto.send(packed)
+                return await proto.send(packed, extra_s)
             except StoreUnavailable as exc:
                 if attempt == _RETRIES or not isinstance(exc.__cause__, _NotSent):
                     raise
@@ -335,141 +338,20 @@ class Mux:
         await asyncio.sleep(delay)
         return await self._connection()
 
-    async def call(self, *args: Any) -> Any:
-        return await self._send(pack(args))
+    async def call(self, *args: Any, extra_s: float = 0.0) -> Any:
+        """One command; `extra_s` lengthens its deadline (by the time a blocking read may wait)."""
+        return await self._send(pack(args), extra_s)
 
     async def evalsha(self, sha: str, source: str, keys: Any, args: Any) -> Any:
         """Run a script by its digest, loading it (EVAL) if the server does not know it yet."""
         try:
-            return await self._send(pack(("EVALSHA", sha, len(keys), *keys, *args)))
-        except rexc.ResponseError as exc:
+            return await self._send(pack(("EVALSHA", sha, len(keys), *keys, *args)), 0.0)
+        except RedisReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        return await self._send(pack(("EVAL", source, len(keys), *keys, *args)))
+        return await self._send(pack(("EVAL", source, len(keys), *keys, *args)), 0.0)
 
     def close(self) -> None:
         if self._proto is not None:
             self._proto.close()
             self._proto = None
-
-
-class _SubProto(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_reply: Callable[[Any], None]) -> None:
-        self.reader = hiredis.Reader()
-        self.on_reply = on_reply
-        self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[None] = loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        while True:
-            try:
-                reply = self.reader.gets()
-            except hiredis.ProtocolError:
-                self.abort()
-                return
-            if reply is False:
-                return
-            self.on_reply(reply)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def write(self, args: tuple[Any, ...]) -> None:
-        if self.transport is not None and not self.lost.done():
-            self.transport.write(pack(args))
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class Subscriber:
-    """A pub/sub connection of its own, with the connection settings of `mux`: subscribes each channel
-    once added, hands every message to `on_message(channel, data)`, reconnects after a loss (calling
-    `on_reset()` first, so that waiters re-check what they may have missed). `ready` is set while every
-    added channel is confirmed."""
-
-    def __init__(
-        self, mux: Mux, on_message: Callable[[bytes, bytes], None], on_reset: Callable[[], None]
-    ) -> None:
-        self._mux = mux
-        self._on_message = on_message
-        self._on_reset = on_reset
-        self.channels: list[bytes] = []
-        self._confirmed: set[bytes] = set()
-        self.ready = asyncio.Event()
-        self._proto: _SubProto | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, channel: bytes) -> None:
-        if channel in self.channels:
-            return
-        self.channels.append(channel)
-        self.ready.clear()
-        if self._proto is not None:
-            self._proto.write(("SUBSCRIBE", channel))
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="durable-redis-subscriber")
-
-    def _on_reply(self, reply: Any) -> None:
-        if isinstance(reply, list) and len(reply) == 3:
-            kind = reply[0]
-            if kind == b"message":
-                self._on_message(reply[1], reply[2])
-            elif kind == b"subscribe":
-                self._confirmed.add(reply[1])
-                if self._confirmed.issuperset(self.channels):
-                    self.ready.set()
-        elif isinstance(reply, hiredis.ReplyError) and self._proto is not None:
-            self._proto.abort()  # AUTH refused, or worse: start over (with back-off)
-
-    async def _run(self) -> None:
-        backoff = Backoff(0.05, 1.0)
-        mux = self._mux
-        loop = asyncio.get_running_loop()
-
-        def factory() -> _SubProto:
-            return _SubProto(loop, self._on_reply)
-
-        while True:
-            try:
-                async with asyncio.timeout(mux.connect_timeout_s):
-                    if mux.path:
-                        _, proto = await loop.create_unix_connection(factory, mux.path)
-                    else:
-                        _, proto = await loop.create_connection(factory, mux.host, mux.port)
-            except (OSError, TimeoutError) as exc:
-                log.debug("pub/sub connection failed: %r", exc)
-                self._on_reset()
-                await backoff.sleep()
-                continue
-            if mux.password:
-                proto.write(("AUTH", mux.username, mux.password) if mux.username else ("AUTH", mux.password))
-            proto.write(("SUBSCRIBE", *self.channels))
-            self._proto = proto
-            try:
-                await proto.lost
-            finally:
-                self._proto = None
-                self._confirmed.clear()
-                self.ready.clear()
-                proto.abort()
-            log.debug("pub/sub connection lost")
-            self._on_reset()
-            await backoff.sleep()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-
-def sha1(source: str) -> str:
-    return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()

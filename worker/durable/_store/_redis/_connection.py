@@ -1,0 +1,183 @@
+"""What every part of the Redis store shares: the connections, the Lua scripts, the notifier.
+
+One multiplexed connection (`Mux`) carries every call that does not wait on the server. A blocking
+read (XREADGROUP or XREAD with BLOCK) takes a connection of its own from a small set, one read at a
+time per connection, since the server answers nothing else on a connection while it blocks. Pub/sub
+has its own connection too (`Notifier`). Connection failures, deadlines and the server's transient
+states all surface as `StoreUnavailable` from the `Mux` (see `_mux.py`): there is no other guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .._keys import Keys
+from ._decode import StreamEntry, stream_entries
+from ._mux import Mux, RedisReplyError
+from ._notify import Notifier
+from ._settings import RedisSettings
+
+__all__ = ["RedisConnection", "RedisPart"]
+
+# Scripts of one execution (and the shared keys next to it): each is prefixed by lua/_prelude.lua.
+_EXECUTION_SCRIPTS = (
+    "create",
+    "acquire",
+    "renew",
+    "commit",
+    "suspend",
+    "finish",
+    "release",
+    "send_signal",
+    "cancel",
+    "retry",
+    "skip_step",
+    "append_audit",
+    "add_timer",
+    "fire_timers",
+    "recover",
+    "purge",
+    "compact",
+    "list",
+    "ack",
+)
+# Scripts that stand alone (they touch only schedule keys).
+_SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    sha: str
+    source: str
+
+
+def _load_scripts(keys: Keys) -> dict[str, _Script]:
+    """Every script's source, the execution scripts after the prelude with its placeholders filled."""
+    folder = resources.files("durable._store").joinpath("lua")
+
+    def read(name: str) -> str:
+        return folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+    prelude = read("_prelude")
+    for name, value in keys.lua_constants().items():
+        prelude = prelude.replace(f"@{name}@", value)
+    left = re.search(r"@[A-Z_]+@", prelude)
+    if left:
+        raise RuntimeError(f"lua/_prelude.lua: Keys.lua_constants() does not fill {left.group()}")
+    sources = {name: prelude + "\n" + read(name) for name in _EXECUTION_SCRIPTS}
+    sources.update((name, read(name)) for name in _SCHEDULE_SCRIPTS)
+    return {
+        name: _Script(hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest(), src)
+        for name, src in sources.items()
+    }
+
+
+class RedisConnection:
+    def __init__(self, settings: RedisSettings, keys: Keys, *, op_timeout_s: float | None) -> None:
+        self.settings = settings
+        self.op_timeout_s = op_timeout_s
+        self._keys = keys
+        self._mux = Mux(settings, op_timeout_s=op_timeout_s)
+        self._scripts = _load_scripts(keys)
+        # Connections for blocking reads: every one made, and those free now.
+        self._blocking: set[Mux] = set()
+        self._idle: list[Mux] = []
+        # Started on first use: a store that never waits for anything opens no pub/sub connection.
+        self.notifier: Notifier | None = None
+
+    async def call(self, *args: Any) -> Any:
+        return await self._mux.call(*args)
+
+    async def scan_set(self, key: str, count: int) -> AsyncIterator[bytes]:
+        """The members of a set, a batch (SSCAN) at a time; a member may come more than once."""
+        cursor: bytes | int = 0
+        while True:
+            cursor, members = await self._mux.call("SSCAN", key, cursor, "COUNT", count)
+            for member in members:
+                yield member
+            if cursor == b"0":
+                return
+
+    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one of the store's Lua scripts (`lua/<name>.lua`) with these KEYS and ARGV."""
+        script = self._scripts[name]
+        return await self._mux.evalsha(script.sha, script.source, keys, args)
+
+    async def blocking_call(self, block_ms: int, *args: Any) -> Any:
+        """A command that may wait `block_ms` on the server, on a connection no other call waits behind."""
+        mux = self._idle.pop() if self._idle else self._new_blocking()
+        try:
+            return await mux.call(*args, extra_s=block_ms / 1000)
+        except asyncio.CancelledError:
+            # Drop the connection: a read still blocked on the server would take entries for a
+            # reader that is gone (they would wait for the visibility time-out).
+            mux.close()
+            raise
+        finally:
+            if mux in self._blocking:
+                self._idle.append(mux)
+
+    def _new_blocking(self) -> Mux:
+        mux = Mux(self.settings, op_timeout_s=self.op_timeout_s)
+        self._blocking.add(mux)
+        return mux
+
+    async def read_group(
+        self, stream: str, group: str, consumer: str, last_id: str, count: int, block_ms: int | None
+    ) -> list[StreamEntry]:
+        """XREADGROUP on one stream, creating the group (from the stream's start) if it is missing."""
+        args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count]
+        if block_ms:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", stream, last_id]
+
+        async def read() -> Any:
+            return await (self.blocking_call(block_ms, *args) if block_ms else self.call(*args))
+
+        try:
+            reply = await read()
+        except RedisReplyError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.create_group(stream, group)
+            reply = await read()
+        return stream_entries(reply)
+
+    async def create_group(self, stream: str, group: str) -> None:
+        try:
+            await self.call("XGROUP", "CREATE", stream, group, "0", "MKSTREAM")
+        except RedisReplyError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def notifications(self, channel: str) -> Notifier:
+        """The notifier, subscribed to `channel` (once) before this returns: no lost wake-up."""
+        if self.notifier is None:
+            self.notifier = Notifier(self.settings, self._keys.done_channel(), self._keys.timers_changed())
+        await self.notifier.start(channel)
+        return self.notifier
+
+    async def close(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.close()
+            self.notifier = None
+        self._mux.close()
+        for mux in self._blocking:
+            mux.close()
+        self._blocking.clear()
+        self._idle.clear()
+
+
+class RedisPart:
+    """The base of each part of the Redis store: the shared connection and the key layout. Parts that
+    keep state of their own extend `__init__` and call this one (each part is usable alone)."""
+
+    def __init__(self, redis: RedisConnection, keys: Keys) -> None:
+        self._redis = redis
+        self.keys = keys

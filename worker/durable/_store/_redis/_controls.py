@@ -1,0 +1,55 @@
+"""What an operator does to one execution on Redis: cancel, retry after a failure, skip a stuck step."""
+
+from __future__ import annotations
+
+import orjson
+
+from ..._errors import ExecutionNotFailed
+from ..._records import Status
+from .._base import Controls
+from ._connection import RedisPart
+from ._decode import finished, no_consumed_signal, not_found, text
+
+__all__ = ["RedisControls"]
+
+
+def _cancel_error(reason: str, actor: str | None) -> bytes:
+    return orjson.dumps(
+        {"type": "Cancelled", "message": reason, "fields": {"reason": reason, "actor": actor}}
+    )
+
+
+class RedisControls(RedisPart, Controls):
+    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
+        keys = self.keys.execution_keys(execution_id)
+        args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
+        res = await self._redis.script("cancel", keys, args)
+        if res == -2:
+            raise not_found(execution_id)
+        if res == -3:
+            raise finished(execution_id)
+        return Status(text(res))
+
+    async def retry_execution(
+        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+    ) -> None:
+        keys = self.keys.execution_keys(execution_id)
+        args = [execution_id, now_ms, actor or "", discard_signal_step or ""]
+        res = await self._redis.script("retry", keys, args)
+        if res == -2:
+            raise not_found(execution_id)
+        if res == -4:
+            raise ExecutionNotFailed(f"execution {execution_id!r} has not failed", execution_id=execution_id)
+        if res == -5:
+            raise no_consumed_signal(execution_id, discard_signal_step or "")
+
+    async def skip_step(
+        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+    ) -> None:
+        keys = self.keys.execution_keys(execution_id)
+        args = [execution_id, now_ms, step_id, record, actor or ""]
+        res = await self._redis.script("skip_step", keys, args)
+        if res == -2:
+            raise not_found(execution_id)
+        if res == -3:
+            raise finished(execution_id)

@@ -1,0 +1,150 @@
+"""Executions on Redis: creating and reading records, step histories, audit, listings, waiting for the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..._errors import WaitTimeoutError
+from ..._records import AuditEntry, ExecutionId, ExecutionRecord, Status
+from .._base import AuditDraft, ExecutionQuery, Executions, NewExecution, conflict_error
+from ._connection import RedisPart
+from ._decode import (
+    audit_entry,
+    entries,
+    lenient_json,
+    not_found,
+    published_record,
+    record,
+    score,
+    steps,
+    string,
+    text,
+)
+from ._encode import pack_audit, timer_member
+
+__all__ = ["RedisExecutions"]
+
+# How many index entries one `list` script call may examine before it returns what it found.
+_LIST_SCAN_BUDGET = 2000
+
+
+class RedisExecutions(RedisPart, Executions):
+    async def create_execution(self, new: NewExecution) -> bool:
+        eid = new.execution_id
+        keys = self.keys.execution_keys(eid)
+        keys.append(self.keys.idx_all())
+        keys.append(self.keys.idx_workflow(new.workflow_id))
+        start_at = "" if new.start_at_ms is None else new.start_at_ms
+        args = [
+            eid,
+            new.now_ms,
+            new.workflow_id,
+            new.input,
+            new.category or "",
+            new.parent or "",
+            new.actor or "",
+            new.reason,
+            start_at,
+            timer_member(eid, "start"),
+            new.input_hash,
+            new.id_reuse,
+        ]
+        res = await self._redis.script("create", keys, args)
+        if int(res[0]) < 0:
+            raise conflict_error(eid, new.workflow_id, text(res[2]), text(res[1]))
+        return bool(int(res[0]) == 1)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        flat = await self._redis.call("HGETALL", self.keys.exec(execution_id))
+        return record(execution_id, flat) if flat else None
+
+    async def load_steps(self, execution_id: str) -> dict[str, bytes]:
+        return steps(await self._redis.call("HGETALL", self.keys.steps(execution_id)))
+
+    async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
+        raw = await self._redis.call("XRANGE", self.keys.audit(execution_id), "-", "+", "COUNT", limit)
+        return [audit_entry(entry_id, f) for entry_id, f in entries(raw)]
+
+    async def append_audit(self, execution_id: str, drafts: Sequence[AuditDraft]) -> None:
+        args = pack_audit(drafts, [execution_id, int(time.time() * 1000)])
+        if not await self._redis.script("append_audit", self.keys.execution_keys(execution_id), args):
+            raise not_found(execution_id)
+
+    async def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], str | None]:
+        index = self.keys.idx_workflow(query.workflow_id) if query.workflow_id else self.keys.idx_all()
+        max_score = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
+        min_score = "-inf" if query.created_after_ms is None else str(query.created_after_ms)
+        cursor_score, cursor_member = "", ""
+        if query.cursor:
+            cursor_score, _, cursor_member = query.cursor.partition(":")
+            max_score = cursor_score
+        statuses = [Status(s).value for s in query.statuses]
+        page: list[ExecutionRecord] = []
+        limit = max(query.limit, 1)
+        while True:
+            args = [max_score, min_score, cursor_score, cursor_member, limit - len(page), _LIST_SCAN_BUDGET]
+            res = await self._redis.script("list", [index], [*args, len(statuses), *statuses])
+            state, last_score, member = text(res[0]), text(res[1]), text(res[2])
+            page.extend(record(text(eid), fields) for eid, fields in res[3:])
+            if state == "end":
+                return page, None
+            cursor_score, cursor_member = score(last_score), member
+            if state == "more":
+                return page, f"{cursor_score}:{cursor_member}"
+            max_score = cursor_score  # the scan budget ran out: go on from the last entry examined
+
+    async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
+        out: list[ExecutionId] = []
+        seen: set[bytes] = set()
+        async for member in self._redis.scan_set(self.keys.active(), 1000):
+            if member not in seen:
+                seen.add(member)
+                out.append(ExecutionId(member.decode()))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
+        # Subscribed before the first look: no lost wake-up.
+        notifier = await self._redis.notifications(self.keys.done_channel())
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        fut = notifier.watch_done(execution_id)
+        try:
+            while True:
+                current = await self.get_execution(execution_id)
+                if current is None:
+                    raise not_found(execution_id)
+                if current.is_final:
+                    return current
+                pause = 1.0  # a fallback look now and then, in case a message was lost
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise WaitTimeoutError(
+                            f"execution {execution_id!r} did not finish in {timeout_s}s",
+                            execution_id=execution_id,
+                        )
+                    pause = min(pause, remaining)
+                if fut.done():
+                    # The message came while we looked (after the read): look again now, not after `pause`.
+                    notifier.unwatch_done(execution_id, fut)
+                    fut = notifier.watch_done(execution_id)
+                    continue
+                await asyncio.wait([fut], timeout=pause)
+                if fut.done():
+                    published = published_record(execution_id, fut.result())
+                    if published is not None and published.is_final:
+                        return published
+        finally:
+            notifier.unwatch_done(execution_id, fut)
+
+    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
+        raw = await self._redis.call("XREVRANGE", self.keys.events(), "+", "-", "COUNT", limit)
+        return [
+            (string(f.get(b"e")), string(f.get(b"n")), lenient_json(f.get(b"p")))
+            for _, f in reversed(entries(raw))
+        ]

@@ -1,0 +1,116 @@
+"""The ready queue on Redis: one stream, read by the workers' consumer group (at least once).
+
+A worker that goes silent leaves its entries pending; others take them over (`reclaim`) after the
+visibility time-out. An entry without an execution id (trimmed, or written by hand) is acknowledged
+and dropped wherever it turns up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..._records import ExecutionId, QueueEntry
+from .._base import ReadyQueue
+from .._keys import QUEUE_GROUP
+from ._connection import RedisPart
+from ._decode import StreamEntry, entries, string, text
+from ._mux import RedisReplyError
+
+__all__ = ["RedisQueue"]
+
+# Longest blocking queue read: a worker looks at its other duties (timers, reclaiming) at least this often.
+_MAX_BLOCK_MS = 5_000
+_RECOVER_BATCH = 500
+
+
+def _queue_entries(raw: list[StreamEntry], broken: list[bytes]) -> list[QueueEntry]:
+    out: list[QueueEntry] = []
+    for entry_id, f in raw:
+        eid = f.get(b"e")
+        if not eid:
+            broken.append(entry_id)
+            continue
+        out.append(QueueEntry(text(entry_id), ExecutionId(eid.decode()), string(f.get(b"r"))))
+    return out
+
+
+class RedisQueue(RedisPart, ReadyQueue):
+    async def enqueue(self, execution_id: str, reason: str) -> None:
+        await self._redis.call("XADD", self.keys.queue(), "*", "e", execution_id, "r", reason)
+
+    async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
+        block = min(block_ms, _MAX_BLOCK_MS) if block_ms > 0 else None
+        raw = await self._redis.read_group(self.keys.queue(), QUEUE_GROUP, consumer, ">", count, block)
+        broken: list[bytes] = []
+        out = _queue_entries(raw, broken)
+        if broken:
+            await self.ack([text(b) for b in broken])
+        return out
+
+    async def ack(self, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        await self._redis.script("ack", [self.keys.queue()], [QUEUE_GROUP, *entry_ids])
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[QueueEntry]:
+        q = self.keys.queue()
+        out: list[QueueEntry] = []
+        start: bytes | str = "0-0"
+        broken: list[bytes] = []
+        for _ in range(16):
+            try:
+                res = await self._redis.call(
+                    "XAUTOCLAIM", q, QUEUE_GROUP, consumer, min_idle_ms, start, "COUNT", count - len(out)
+                )
+            except RedisReplyError as exc:
+                if "NOGROUP" in str(exc):
+                    return []
+                raise
+            start = res[0]
+            out.extend(_queue_entries(entries(res[1]), broken))
+            if len(res) > 2:  # entries deleted from the stream while pending (Redis 7)
+                broken.extend(res[2])
+            if text(start) == "0-0" or len(out) >= count:
+                break
+        if broken:
+            await self.ack([text(b) for b in broken])
+        return out
+
+    async def queue_depth(self) -> int:
+        return int(await self._redis.call("XLEN", self.keys.queue()))
+
+    async def recover(self, now_ms: int) -> int:
+        q = self.keys.queue()
+        queued: set[bytes] = set()
+        start = "-"
+        while True:
+            raw = entries(await self._redis.call("XRANGE", q, start, "+", "COUNT", 1000))
+            queued.update(f[b"e"] for _, f in raw if b"e" in f)
+            if len(raw) < 1000:
+                break
+            start = "(" + text(raw[-1][0])
+        seen: set[bytes] = set()
+        batch: list[bytes] = []
+        total = 0
+        shared = [q, self.keys.timers(), self.keys.active()]
+        async for member in self._redis.scan_set(self.keys.active(), _RECOVER_BATCH):
+            if member in seen:
+                continue
+            seen.add(member)
+            batch.append(member)
+            if len(batch) >= _RECOVER_BATCH:
+                total += await self._recover_batch(shared, batch, queued, now_ms)
+                batch = []
+        if batch:
+            total += await self._recover_batch(shared, batch, queued, now_ms)
+        return total
+
+    async def _recover_batch(
+        self, keys: list[str], batch: list[bytes], queued: set[bytes], now_ms: int
+    ) -> int:
+        args: list[Any] = ["", now_ms]
+        for member in batch:
+            args.append(member)
+            args.append("1" if member in queued else "0")
+        return int(await self._redis.script("recover", keys, args))

@@ -1,0 +1,48 @@
+"""Timers on Redis: one sorted set (member `<execution>|<timer>`, score the due time in ms), fired by a
+script that moves due members to the queue, so a timer fires once whatever the number of pollers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .._base import Timers
+from .._keys import Keys
+from ._connection import RedisConnection, RedisPart
+from ._encode import timer_member
+
+__all__ = ["RedisTimers"]
+
+
+class RedisTimers(RedisPart, Timers):
+    def __init__(self, redis: RedisConnection, keys: Keys) -> None:
+        super().__init__(redis, keys)
+        # The notifier's timer count when the poller last looked for the next due timer.
+        self._timer_gen_seen = 0
+
+    async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None:
+        member = timer_member(execution_id, timer_id)
+        await self._redis.script("add_timer", [self.keys.timers()], [member, due_ms])
+
+    async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:
+        keys = [self.keys.timers(), self.keys.queue()]
+        return int(await self._redis.script("fire_timers", keys, ["", now_ms, limit]))
+
+    async def next_timer_due(self) -> int | None:
+        if self._redis.notifier is not None:
+            self._timer_gen_seen = self._redis.notifier.timer_gen
+        first = await self._redis.call("ZRANGE", self.keys.timers(), 0, 0, "WITHSCORES")
+        return int(float(first[1])) if first else None
+
+    async def due_timer_count(self, now_ms: int) -> int:
+        return int(await self._redis.call("ZCOUNT", self.keys.timers(), "-inf", now_ms))
+
+    async def wait_timer_change(self, timeout_s: float) -> None:
+        notifier = await self._redis.notifications(self.keys.timers_changed())
+        if notifier.timer_gen != self._timer_gen_seen:
+            self._timer_gen_seen = notifier.timer_gen
+            return  # a timer changed since the poller last looked: no sleeping on a stale answer
+        fut = notifier.watch_timers()
+        try:
+            await asyncio.wait([fut], timeout=max(timeout_s, 0.0))
+        finally:
+            notifier.unwatch_timers(fut)
