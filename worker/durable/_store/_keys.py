@@ -5,9 +5,10 @@ touch them all on a single Redis or in one Cluster slot. Shared keys keep their
 partition in the name (`{q0}` for the queue side, `{s0}` for schedules) so that a hot
 key can later be split without renaming the others.
 
-The Lua scripts that touch executions other than the one in their KEYS (timer firing,
-recovery, purging, listing) build execution keys from `Keys.lua_constants()`, which is
-derived from the methods below: the shapes live here only.
+Every script declares every key it touches in KEYS (checked by tests/stores/test_lua_keys.py):
+no script builds a key name, so the shapes live here only, and a Redis Cluster client can
+route each call by its keys. Work over many executions (firing timers, recovery, retention,
+listing) is driven from Python in batches of per-execution calls.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ QUEUE_GROUP = "workers"
 AUDIT_MAXLEN = 1000
 STATUS_MAXLEN = 100_000
 EVENTS_MAXLEN = 10_000
-
-_PLACEHOLDER = "\x00"
 
 
 class Keys:
@@ -92,6 +91,7 @@ class Keys:
             self._events,
             self._active,
             self._finished,
+            self._compactable,
         ]
 
     # ------------------------------------------------------------ shared (partitioned)
@@ -161,31 +161,8 @@ class Keys:
 
     # ------------------------------------------------------------ for the Lua scripts
     def lua_constants(self) -> dict[str, str]:
-        """Values substituted into lua/_prelude.lua: key shapes split around the execution id."""
-
-        def split(key: str) -> tuple[str, str]:
-            head, tail = key.split(_PLACEHOLDER)
-            return head, tail
-
-        head, exec_tail = split(self.exec(_PLACEHOLDER))
-        _, steps_tail = split(self.steps(_PLACEHOLDER))
-        _, lease_tail = split(self.lease(_PLACEHOLDER))
-        _, audit_tail = split(self.audit(_PLACEHOLDER))
-        _, sigids_tail = split(self.sigids(_PLACEHOLDER))
-        _, signames_tail = split(self.signames(_PLACEHOLDER))
-        sig_tail = self.sig(_PLACEHOLDER, "").split(_PLACEHOLDER)[1]
-        wf_head = self.idx_workflow("")
+        """Values substituted into lua/_prelude.lua: channels, the queue's group, stream caps (no key names)."""
         return {
-            "K_HEAD": head,
-            "K_EXEC": exec_tail,
-            "K_STEPS": steps_tail,
-            "K_LEASE": lease_tail,
-            "K_AUDIT": audit_tail,
-            "K_SIGIDS": sigids_tail,
-            "K_SIGNAMES": signames_tail,
-            "K_SIG": sig_tail,
-            "K_IDX_WF": wf_head,
-            "K_COMPACTABLE": self._compactable,
             "DONE_CHANNEL": self._done,
             "QUEUE_GROUP": QUEUE_GROUP,
             "TIMERS_CHANNEL": self._timers_changed,

@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ..._errors import StoreUnavailable
 from .._keys import Keys
-from ._decode import StreamEntry, stream_entries
+from ._decode import StreamEntry, stream_entries, text
 from ._mux import Mux, RedisReplyError
 from ._notify import Notifier
 from ._settings import RedisSettings
 
-__all__ = ["RedisConnection", "RedisPart"]
+__all__ = ["Declared", "RedisConnection", "RedisPart"]
+
+# A script's answer "declare these keys and call me again" (see lua/_prelude.lua).
+_NEEDS_KEYS = 2
+# The keys to declare change only when someone else writes the same execution meanwhile.
+_DECLARE_ATTEMPTS = 8
 
 # Scripts of one execution (and the shared keys next to it): each is prefixed by lua/_prelude.lua.
 _EXECUTION_SCRIPTS = (
@@ -40,11 +46,10 @@ _EXECUTION_SCRIPTS = (
     "skip_step",
     "append_audit",
     "add_timer",
-    "fire_timers",
+    "fire_timer",
     "recover",
     "purge",
     "compact",
-    "list",
     "ack",
 )
 # Scripts that stand alone (they touch only schedule keys).
@@ -78,6 +83,21 @@ def _load_scripts(keys: Keys) -> dict[str, _Script]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """Keys of one execution a script found it needs, learnt from its answers: the workflow whose
+    index it touches, and the signals whose lists it touches (in the order learnt)."""
+
+    workflow: str = ""
+    signals: tuple[str, ...] = ()
+
+    def learn(self, reply: list[Any]) -> Declared:
+        names = [text(n) for n in reply[2:]]
+        return Declared(
+            text(reply[1]) or self.workflow, self.signals + tuple(n for n in names if n not in self.signals)
+        )
+
+
 class RedisConnection:
     def __init__(self, settings: RedisSettings, keys: Keys, *, op_timeout_s: float | None) -> None:
         self.settings = settings
@@ -108,6 +128,26 @@ class RedisConnection:
         """Run one of the store's Lua scripts (`lua/<name>.lua`) with these KEYS and ARGV."""
         script = self._scripts[name]
         return await self._mux.evalsha(script.sha, script.source, keys, args)
+
+    async def script_declaring(
+        self,
+        name: str,
+        execution_id: str,
+        call: Callable[[Declared], tuple[list[str], list[Any]]],
+        declared: Declared = Declared(),
+    ) -> Any:
+        """Run a script whose keys depend on the execution's state: `call` gives its KEYS and ARGV for
+        what is declared so far; an answer naming undeclared keys (nothing written) makes another call
+        with them declared."""
+        for _ in range(_DECLARE_ATTEMPTS):
+            keys, args = call(declared)
+            reply = await self.script(name, keys, args)
+            if not (isinstance(reply, list) and reply and reply[0] == _NEEDS_KEYS):
+                return reply
+            declared = declared.learn(reply)
+        raise StoreUnavailable(
+            f"{name} of execution {execution_id!r}: the keys to declare kept changing; try again"
+        )
 
     async def blocking_call(self, block_ms: int, *args: Any) -> Any:
         """A command that may wait `block_ms` on the server, on a connection no other call waits behind."""

@@ -10,14 +10,16 @@ from typing import Any
 from ..._errors import WaitTimeoutError
 from ..._records import AuditEntry, ExecutionId, ExecutionRecord, Status
 from .._base import AuditDraft, ExecutionQuery, Executions, NewExecution, conflict_error
-from ._connection import RedisPart
+from ._connection import Declared, RedisPart
 from ._decode import (
     audit_entry,
     entries,
     lenient_json,
     not_found,
+    pairs,
     published_record,
     record,
+    record_from,
     score,
     steps,
     string,
@@ -27,16 +29,13 @@ from ._encode import pack_audit, timer_member
 
 __all__ = ["RedisExecutions"]
 
-# How many index entries one `list` script call may examine before it returns what it found.
-_LIST_SCAN_BUDGET = 2000
+# Index entries read per round trip while listing (their records follow in one pipelined batch).
+_LIST_SLICE = 200
 
 
 class RedisExecutions(RedisPart, Executions):
     async def create_execution(self, new: NewExecution) -> bool:
         eid = new.execution_id
-        keys = self.keys.execution_keys(eid)
-        keys.append(self.keys.idx_all())
-        keys.append(self.keys.idx_workflow(new.workflow_id))
         start_at = "" if new.start_at_ms is None else new.start_at_ms
         args = [
             eid,
@@ -52,7 +51,18 @@ class RedisExecutions(RedisPart, Executions):
             new.input_hash,
             new.id_reuse,
         ]
-        res = await self._redis.script("create", keys, args)
+
+        # Replacing a finished run also clears its workflow's index entry and its buffered signals:
+        # keys the script names when it needs them.
+        def call(declared: Declared) -> tuple[list[str], list[Any]]:
+            keys = self.keys.execution_keys(eid)
+            keys.append(self.keys.idx_all())
+            keys.append(self.keys.idx_workflow(new.workflow_id))
+            keys.append(self.keys.idx_workflow(declared.workflow or new.workflow_id))
+            keys.extend(self.keys.sig(eid, name) for name in declared.signals)
+            return keys, [*args, declared.workflow, len(declared.signals), *declared.signals]
+
+        res = await self._redis.script_declaring("create", eid, call)
         if int(res[0]) < 0:
             raise conflict_error(eid, new.workflow_id, text(res[2]), text(res[1]))
         return bool(int(res[0]) == 1)
@@ -74,27 +84,52 @@ class RedisExecutions(RedisPart, Executions):
             raise not_found(execution_id)
 
     async def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], str | None]:
+        # Newest first: an index entry (score, member) comes after the cursor if its score is lower, or
+        # the same with a lower member (ZREVRANGEBYSCORE order). Each round trip reads a slice of the
+        # index from the last entry examined, then the slice's records in one pipelined batch.
         index = self.keys.idx_workflow(query.workflow_id) if query.workflow_id else self.keys.idx_all()
         max_score = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
         min_score = "-inf" if query.created_after_ms is None else str(query.created_after_ms)
-        cursor_score, cursor_member = "", ""
+        examined: tuple[float, bytes] | None = None
         if query.cursor:
             cursor_score, _, cursor_member = query.cursor.partition(":")
             max_score = cursor_score
-        statuses = [Status(s).value for s in query.statuses]
-        page: list[ExecutionRecord] = []
+            examined = (float(cursor_score), cursor_member.encode())
+        statuses = {Status(s).value.encode() for s in query.statuses}
         limit = max(query.limit, 1)
+        page: list[ExecutionRecord] = []
+        last = ""
+        skip = 0
         while True:
-            args = [max_score, min_score, cursor_score, cursor_member, limit - len(page), _LIST_SCAN_BUDGET]
-            res = await self._redis.script("list", [index], [*args, len(statuses), *statuses])
-            state, last_score, member = text(res[0]), text(res[1]), text(res[2])
-            page.extend(record(text(eid), fields) for eid, fields in res[3:])
-            if state == "end":
+            want = _LIST_SLICE if statuses else min(_LIST_SLICE, limit + 1 - len(page))
+            flat = await self._redis.call(
+                "ZREVRANGEBYSCORE", index, max_score, min_score, "WITHSCORES", "LIMIT", skip, want
+            )
+            if not flat:
                 return page, None
-            cursor_score, cursor_member = score(last_score), member
-            if state == "more":
-                return page, f"{cursor_score}:{cursor_member}"
-            max_score = cursor_score  # the scan budget ran out: go on from the last entry examined
+            sliced = [(bytes(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+            fresh = [
+                (m, sc) for m, sc in sliced if examined is None or float(sc) != examined[0] or m < examined[1]
+            ]
+            if not fresh:
+                skip += len(sliced)  # more entries of one score than a slice holds: step over them
+                continue
+            skip = 0
+            found = await asyncio.gather(
+                *(self._redis.call("HGETALL", self.keys.exec(text(m))) for m, _ in fresh)
+            )
+            for (member, at), flat_record in zip(fresh, found, strict=True):
+                examined = (float(at), member)
+                if not flat_record:
+                    continue  # purged since the index was read
+                fields = pairs(flat_record)
+                if statuses and fields.get(b"status") not in statuses:
+                    continue
+                if len(page) >= limit:
+                    return page, last
+                page.append(record_from(text(member), fields))
+                last = f"{score(text(at))}:{text(member)}"
+            max_score = text(fresh[-1][1])
 
     async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
         out: list[ExecutionId] = []

@@ -7,13 +7,14 @@ and dropped wherever it turns up.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from ..._records import ExecutionId, QueueEntry
 from .._base import ReadyQueue
 from .._keys import QUEUE_GROUP
-from ._connection import RedisPart
+from ._connection import Declared, RedisPart
 from ._decode import StreamEntry, entries, string, text
 from ._mux import RedisReplyError
 
@@ -93,24 +94,28 @@ class RedisQueue(RedisPart, ReadyQueue):
         seen: set[bytes] = set()
         batch: list[bytes] = []
         total = 0
-        shared = [q, self.keys.timers(), self.keys.active()]
         async for member in self._redis.scan_set(self.keys.active(), _RECOVER_BATCH):
             if member in seen:
                 continue
             seen.add(member)
             batch.append(member)
             if len(batch) >= _RECOVER_BATCH:
-                total += await self._recover_batch(shared, batch, queued, now_ms)
+                total += await self._recover_batch(batch, queued, now_ms)
                 batch = []
         if batch:
-            total += await self._recover_batch(shared, batch, queued, now_ms)
+            total += await self._recover_batch(batch, queued, now_ms)
         return total
 
-    async def _recover_batch(
-        self, keys: list[str], batch: list[bytes], queued: set[bytes], now_ms: int
-    ) -> int:
-        args: list[Any] = ["", now_ms]
-        for member in batch:
-            args.append(member)
-            args.append("1" if member in queued else "0")
-        return int(await self._redis.script("recover", keys, args))
+    async def _recover_batch(self, batch: list[bytes], queued: set[bytes], now_ms: int) -> int:
+        done = await asyncio.gather(*(self._recover_one(text(m), m in queued, now_ms) for m in batch))
+        return sum(done)
+
+    async def _recover_one(self, eid: str, queued: bool, now_ms: int) -> int:
+        # A waiting execution's signal list is declared once the script names it.
+        def call(declared: Declared) -> tuple[list[str], list[Any]]:
+            keys = self.keys.execution_keys(eid)
+            waiting_for = declared.signals[-1] if declared.signals else ""
+            keys.append(self.keys.sig(eid, waiting_for) if waiting_for else keys[0])
+            return keys, [eid, now_ms, "1" if queued else "0", waiting_for]
+
+        return int(await self._redis.script_declaring("recover", eid, call))

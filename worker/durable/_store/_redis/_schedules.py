@@ -13,6 +13,7 @@ from typing import Any
 
 from ..._records import AuditEntry
 from .._base import AuditDraft
+from .._due import take_due
 from .._keys import AUDIT_MAXLEN, Keys
 from .._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
 from ._connection import RedisConnection, RedisPart
@@ -92,17 +93,20 @@ class RedisSchedules(RedisPart, ScheduleStore):
         return bool(await self._redis.script("schedule_delete", keys, [schedule_id]))
 
     async def claim_due_schedules(self, now_ms: int, claim_ms: int, limit: int = 100) -> list[ScheduleClaim]:
-        if limit <= 0:
-            return []
-        keys = [self.keys.schedule_due()]
-        args = [now_ms, claim_ms, limit, self.keys.schedule("")]
-        flat = await self._redis.script("schedule_claim", keys, args)
-        return [
-            ScheduleClaim(
-                schedule_id=flat[i].decode(), token=int(flat[i + 1]), due_ms=int(float(flat[i + 2]))
+        async def due(n: int) -> list[str]:
+            found = await self._redis.call(
+                "ZRANGEBYSCORE", self.keys.schedule_due(), "-inf", now_ms, "LIMIT", 0, n
             )
-            for i in range(0, len(flat), 3)
-        ]
+            return [text(sid) for sid in found]
+
+        async def claim(sid: str) -> ScheduleClaim | None:
+            # One script per schedule, declaring its record; of pollers racing for a slot only one
+            # finds it still due.
+            keys = [self.keys.schedule_due(), self.keys.schedule(sid)]
+            got = await self._redis.script("schedule_claim", keys, [sid, now_ms, claim_ms])
+            return ScheduleClaim(sid, token=int(got[0]), due_ms=int(float(got[1]))) if got else None
+
+        return await take_due(due, claim, limit)
 
     async def commit_schedule_slot(
         self,

@@ -1,13 +1,16 @@
-"""Timers on Redis: one sorted set (member `<execution>|<timer>`, score the due time in ms), fired by a
-script that moves due members to the queue, so a timer fires once whatever the number of pollers."""
+"""Timers on Redis: one sorted set (member `<execution>|<timer>`, score the due time in ms); each due
+timer is fired by a script of its execution that moves it to the queue only if it takes it from the
+set, so a timer fires once whatever the number of pollers."""
 
 from __future__ import annotations
 
 import asyncio
 
 from .._base import Timers
+from .._due import take_due
 from .._keys import Keys
 from ._connection import RedisConnection, RedisPart
+from ._decode import text
 from ._encode import timer_member
 
 __all__ = ["RedisTimers"]
@@ -24,8 +27,18 @@ class RedisTimers(RedisPart, Timers):
         await self._redis.script("add_timer", [self.keys.timers()], [member, due_ms])
 
     async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:
-        keys = [self.keys.timers(), self.keys.queue()]
-        return int(await self._redis.script("fire_timers", keys, ["", now_ms, limit]))
+        async def due(n: int) -> list[str]:
+            found = await self._redis.call("ZRANGEBYSCORE", self.keys.timers(), "-inf", now_ms, "LIMIT", 0, n)
+            return [text(member) for member in found]
+
+        async def fire(member: str) -> bool | None:
+            eid = member.rpartition("|")[0] or member
+            fired = await self._redis.script(
+                "fire_timer", self.keys.execution_keys(eid), [eid, now_ms, member]
+            )
+            return True if fired else None
+
+        return len(await take_due(due, fire, limit))
 
     async def next_timer_due(self) -> int | None:
         if self._redis.notifier is not None:

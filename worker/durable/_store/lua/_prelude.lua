@@ -1,19 +1,14 @@
 -- Prepended to every script. The at-sign placeholders are filled from Keys.lua_constants().
 --
--- Per-execution scripts receive this fixed KEYS layout (Keys.execution_keys), plus extras:
+-- Every key a script touches is in its KEYS (tests/stores/test_lua_keys.py checks each call): no
+-- script builds a key name. Per-execution scripts receive this fixed KEYS layout
+-- (Keys.execution_keys), plus extras:
 --   1 exec  2 steps  3 lease  4 audit  5 sigids  6 signames
---   7 queue  8 timers  9 status  10 events  11 active  12 finished
+--   7 queue  8 timers  9 status  10 events  11 active  12 finished  13 compactable
 -- and ARGV[1] = execution id, ARGV[2] = now in ms; script arguments start at ARGV[3].
-local K_HEAD = '@K_HEAD@'
-local K_EXEC = '@K_EXEC@'
-local K_STEPS = '@K_STEPS@'
-local K_LEASE = '@K_LEASE@'
-local K_AUDIT = '@K_AUDIT@'
-local K_SIGIDS = '@K_SIGIDS@'
-local K_SIGNAMES = '@K_SIGNAMES@'
-local K_SIG = '@K_SIG@'
-local K_IDX_WF = '@K_IDX_WF@'
-local K_COMPACTABLE = '@K_COMPACTABLE@'
+-- A script that finds it needs a key its caller could not know (a buffered signal's list, the
+-- index of a replaced run's workflow) writes nothing and answers {2, workflow id or '', signal
+-- name, ...}; the caller calls again with those keys declared (RedisConnection.script_declaring).
 local DONE_CHANNEL = '@DONE_CHANNEL@'
 local DONE_RECORD_MAX = 8192
 local QUEUE_GROUP = '@QUEUE_GROUP@'
@@ -128,7 +123,7 @@ local function finalize(status, result, err, audit_kind, message, actor)
   redis.call('SREM', KEYS[11], EID)
   redis.call('ZADD', KEYS[12], NOW, EID)
   if status ~= 'failed' then
-    redis.call('ZADD', K_COMPACTABLE, NOW, EID)
+    redis.call('ZADD', KEYS[13], NOW, EID)
   end
   status_event(fields[1], status, fields[2] or '')
   audit(audit_kind, message, '', actor, '')
@@ -143,6 +138,36 @@ local function finalize(status, result, err, audit_kind, message, actor)
   else
     redis.call('PUBLISH', DONE_CHANNEL, EID)
   end
+end
+
+-- The declared signal lists: ARGV[first] holds their count n, ARGV[first + 1 ..] their names, and
+-- KEYS[key_first ..] the lists in the same order. Returns name -> KEYS index and the next ARGV index.
+local function declared_signals(first, key_first)
+  local lists = {}
+  local n = tonumber(ARGV[first])
+  for j = 1, n do
+    lists[ARGV[first + j]] = key_first + j - 1
+  end
+  return lists, first + n + 1
+end
+
+-- Names in the execution's signal-name set whose lists are not declared (empty if all are).
+local function undeclared_signals(lists)
+  local missing = {}
+  for _, name in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+    if not lists[name] then
+      table.insert(missing, name)
+    end
+  end
+  return missing
+end
+
+-- Delete the buffered signal lists (all declared) and the name set.
+local function drop_signals(lists)
+  for _, index in pairs(lists) do
+    redis.call('DEL', KEYS[index])
+  end
+  redis.call('DEL', KEYS[6])
 end
 
 local function finalize_cancelled(reason, actor, err)

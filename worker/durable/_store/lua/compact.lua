@@ -1,22 +1,25 @@
--- compact_finished. KEYS: 1 compactable. ARGV: 1 unused, 2 now ms, 3 cutoff ms (exclusive), 4 limit.
--- Completed and cancelled executions that became final before the cutoff keep their record (status,
--- input, result or error, times, counters) and lose their history: step records, audit stream, signal
--- buffers and delivery ids. Returns how many were compacted.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-local compacted = 0
-for _, eid in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], eid)
-  local exec_key = K_HEAD .. eid .. K_EXEC
-  local status = redis.call('HGET', exec_key, 'status')
-  if status == 'completed' or status == 'cancelled' then
-    local names_key = K_HEAD .. eid .. K_SIGNAMES
-    for _, name in ipairs(redis.call('SMEMBERS', names_key)) do
-      redis.call('DEL', K_HEAD .. eid .. K_SIG .. name)
-    end
-    redis.call('DEL', K_HEAD .. eid .. K_STEPS, K_HEAD .. eid .. K_AUDIT, K_HEAD .. eid .. K_SIGIDS, names_key,
-      K_HEAD .. eid .. K_LEASE)
-    redis.call('HSET', exec_key, 'compacted_ms', NOW)
-    compacted = compacted + 1
-  end
+-- compact one finished execution. Extra KEYS: 14.. the declared signal lists.
+-- ARGV: 3 cutoff ms (exclusive), 4 count n of declared signal lists, 5.. their names (KEYS[14..]).
+-- A completed or cancelled execution that became final before the cutoff keeps its record (status,
+-- input, result or error, times, counters) and loses its history: step records, audit stream, signal
+-- buffers and delivery ids. Returns 1 if compacted, 0 if not (it leaves the compactable index unless
+-- it is not yet due), or {2, '', signal name, ...}: declare these lists and call again (nothing changed).
+local score = redis.call('ZSCORE', KEYS[13], EID)
+if not score or tonumber(score) >= tonumber(ARGV[3]) then
+  return 0
 end
-return compacted
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'completed' and status ~= 'cancelled' then
+  redis.call('ZREM', KEYS[13], EID)
+  return 0
+end
+local lists = declared_signals(4, 14)
+local missing = undeclared_signals(lists)
+if #missing > 0 then
+  return { 2, '', unpack(missing) }
+end
+redis.call('ZREM', KEYS[13], EID)
+drop_signals(lists)
+redis.call('DEL', KEYS[2], KEYS[4], KEYS[5], KEYS[3])
+redis.call('HSET', KEYS[1], 'compacted_ms', NOW)
+return 1

@@ -1,8 +1,11 @@
--- create_execution. Extra KEYS: 13 idx:all, 14 idx:wf:<workflow>.
+-- create_execution. Extra KEYS: 14 idx:all, 15 idx:wf:<workflow>, 16 idx:wf:<the declared old run's
+-- workflow> (any key when none is declared), 17.. the declared signal lists.
 -- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member,
---       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished')
+--       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished'), 13 the old run's workflow id as
+--       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[17..])
 -- Returns {1} created, {0} the same request exists (nothing changed),
--- {-1, reason, existing workflow id} a different request exists (nothing changed).
+-- {-1, reason, existing workflow id} a different request exists (nothing changed),
+-- {2, old workflow id, signal name, ...} replacing the old run needs these keys declared (nothing changed).
 local workflow_id = ARGV[3]
 local run = 1
 local fence = '0'
@@ -19,17 +22,20 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     return { 0 }
   end
   -- A fresh run under a finished id: drop the old run's history; the audit stream stays.
+  local lists = declared_signals(14, 17)
+  local missing = undeclared_signals(lists)
+  if (old_wf ~= workflow_id and old_wf ~= ARGV[13]) or #missing > 0 then
+    return { 2, old_wf, unpack(missing) }
+  end
   run = tonumber(old[4] or '1') + 1
   fence = old[5] or '0' -- fence tokens never repeat under one id: a stale worker of the old run stays fenced out
-  for _, name in ipairs(redis.call('SMEMBERS', KEYS[6])) do
-    redis.call('DEL', K_HEAD .. EID .. K_SIG .. name)
-  end
+  drop_signals(lists)
   drop_timer()
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   redis.call('ZREM', KEYS[12], EID)
-  redis.call('ZREM', K_COMPACTABLE, EID)
+  redis.call('ZREM', KEYS[13], EID)
   if old_wf ~= workflow_id then
-    redis.call('ZREM', K_IDX_WF .. old_wf, EID)
+    redis.call('ZREM', KEYS[16], EID)
   end
   audit('replaced', 'run ' .. (run - 1) .. ' (' .. (old[3] or '?') .. ', ' .. old_wf .. ') replaced by run ' .. run,
     '', ARGV[7], '')
@@ -61,8 +67,8 @@ if start_at ~= '' then
 else
   enqueue(ARGV[8])
 end
-redis.call('ZADD', KEYS[13], NOW, EID)
 redis.call('ZADD', KEYS[14], NOW, EID)
+redis.call('ZADD', KEYS[15], NOW, EID)
 redis.call('SADD', KEYS[11], EID)
 status_event(workflow_id, 'pending', '')
 audit('created', 'execution of ' .. workflow_id .. ' created', '', ARGV[7], '')

@@ -1,26 +1,30 @@
--- purge_finished. KEYS: 1 finished, 2 idx:all, 3 active. ARGV: 1 unused, 2 cutoff ms (exclusive), 3 limit.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local purged = 0
-for _, eid in ipairs(ids) do
-  local exec_key = K_HEAD .. eid .. K_EXEC
-  local f = redis.call('HMGET', exec_key, 'status', 'workflow_id')
-  if f[1] and not FINAL[f[1]] then
-    redis.call('ZREM', KEYS[1], eid)
-  else
-    local names_key = K_HEAD .. eid .. K_SIGNAMES
-    for _, name in ipairs(redis.call('SMEMBERS', names_key)) do
-      redis.call('DEL', K_HEAD .. eid .. K_SIG .. name)
-    end
-    redis.call('DEL', exec_key, K_HEAD .. eid .. K_STEPS, K_HEAD .. eid .. K_LEASE, K_HEAD .. eid .. K_AUDIT,
-      K_HEAD .. eid .. K_SIGIDS, names_key)
-    redis.call('ZREM', KEYS[2], eid)
-    if f[2] then
-      redis.call('ZREM', K_IDX_WF .. f[2], eid)
-    end
-    redis.call('ZREM', KEYS[1], eid)
-    redis.call('ZREM', K_COMPACTABLE, eid)
-    redis.call('SREM', KEYS[3], eid)
-    purged = purged + 1
-  end
+-- purge one finished execution. Extra KEYS: 14 idx:all, 15 idx:wf:<the workflow declared in ARGV[4]>
+-- (any key if none), 16.. the declared signal lists.
+-- ARGV: 3 cutoff ms (exclusive), 4 its workflow id as declared or '', 5 count n of declared signal
+-- lists, 6.. their names (KEYS[16..]).
+-- Returns 1 if purged, 0 if not (not finished before the cutoff; a stale index entry is dropped), or
+-- {2, workflow id, signal name, ...}: declare these keys and call again (nothing changed).
+local score = redis.call('ZSCORE', KEYS[12], EID)
+if not score or tonumber(score) >= tonumber(ARGV[3]) then
+  return 0
 end
-return purged
+local f = redis.call('HMGET', KEYS[1], 'status', 'workflow_id')
+if f[1] and not FINAL[f[1]] then
+  redis.call('ZREM', KEYS[12], EID)
+  return 0
+end
+local lists = declared_signals(5, 16)
+local missing = undeclared_signals(lists)
+if (f[2] and f[2] ~= ARGV[4]) or #missing > 0 then
+  return { 2, f[2] or '', unpack(missing) }
+end
+drop_signals(lists)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('ZREM', KEYS[14], EID)
+if f[2] then
+  redis.call('ZREM', KEYS[15], EID)
+end
+redis.call('ZREM', KEYS[12], EID)
+redis.call('ZREM', KEYS[13], EID)
+redis.call('SREM', KEYS[11], EID)
+return 1

@@ -1,4 +1,4 @@
--- send_signal. Extra KEYS: 13 the signal's list. ARGV: 3 name, 4 payload, 5 delivery id, 6 actor,
+-- send_signal. Extra KEYS: 14 the signal's list. ARGV: 3 name, 4 payload, 5 delivery id, 6 actor,
 -- 7 what the sender checked the payload against ('*' the model, a schema's sha1, '' nothing).
 -- Returns -2 not found, -3 finished, 0 duplicate delivery, 1 accepted,
 -- {-5, schema} the execution's wait for this signal recorded a schema the sender did not check.
@@ -15,7 +15,7 @@ end
 if redis.call('SADD', KEYS[5], ARGV[5]) == 0 then
   return 0
 end
-redis.call('RPUSH', KEYS[13], ARGV[4])
+redis.call('RPUSH', KEYS[14], ARGV[4])
 redis.call('SADD', KEYS[6], ARGV[3])
 audit('signal.received', 'signal ' .. ARGV[3] .. ' received', '', ARGV[6], ARGV[4])
 if f[1] == 'waiting' and f[2] == ARGV[3] then

@@ -1,4 +1,4 @@
--- suspend. Extra KEYS: 13 the wait's signal list (any key when there is no wait).
+-- suspend. Extra KEYS: 14 the wait's signal list (any key when there is no wait).
 -- ARGV: 3 token, 4 status, 5 wake_at ms or '', 6 timer member or '', 7 has wait '1'/'0', 8 signal name,
 -- 9 step id, 10 record prefix, 11 record suffix, 12 deadline ms or '', 13 timeout record,
 -- 14 the signal's JSON Schema or '', 15.. checkpoint, then the queue entry to acknowledge if the
@@ -15,7 +15,7 @@ local has_wait = ARGV[7] == '1'
 if has_wait then
   -- For senders without the signal's model (Store.signal_schema); kept until the next wait or the end.
   redis.call('HSET', KEYS[1], 'wait_signal', ARGV[8], 'wait_schema', ARGV[14])
-  local payload = redis.call('LPOP', KEYS[13])
+  local payload = redis.call('LPOP', KEYS[14])
   if payload then
     redis.call('HSET', KEYS[2], ARGV[9], ARGV[10] .. payload .. ARGV[11])
     audit('signal.consumed', 'signal ' .. ARGV[8] .. ' consumed', ARGV[9], '', payload)
