@@ -1,0 +1,108 @@
+"""DurableWorkflow handlers: the in-memory view of workflows, the worker Deployment, the Ready condition."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import pydantic
+
+from durable import RetryableError, Status
+
+from .._kube import KubeError
+from .._models import DurableWorkflowSpec
+from .._runtime import Runtime, workflow_ref
+from .._status import condition
+from .._workers import ensure_worker_deployment, worker_status
+from ._common import as_dict, condition_status, runtime_of
+from ._errors import count, spec_error
+
+log = logging.getLogger("durable_operator")
+
+
+async def workflow_seen(body: Any, type: str | None, memo: Any, **_: Any) -> None:
+    """Keep the in-memory view of DurableWorkflows (the mirror and the references read it)."""
+    rt = runtime_of(memo)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        rt.workflows.pop(key, None)
+        return
+    try:
+        spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
+    except pydantic.ValidationError:
+        rt.workflows.pop(key, None)
+        return
+    rt.workflows[key] = workflow_ref(body, spec)
+
+
+async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+    rt = runtime_of(memo)
+    generation = meta.get("generation")
+    conditions = list(status.get("conditions") or [])
+    try:
+        spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
+    except pydantic.ValidationError as exc:
+        patch.status["observedGeneration"] = generation
+        patch.status["conditions"] = condition(
+            conditions, "Ready", False, "InvalidSpec", spec_error(exc), generation
+        )
+        count("DurableWorkflow", "invalid")
+        raise kopf.PermanentError(spec_error(exc)) from None
+    rt.workflows[(meta["namespace"], meta["name"])] = workflow_ref(body, spec)
+    try:
+        if spec.worker is not None:
+            await ensure_worker_deployment(rt, as_dict(body), spec)
+        ready, reason, message, desired, ready_n = await worker_status(rt, as_dict(body), spec)
+    except KubeError as exc:
+        count("DurableWorkflow", "error")
+        patch.status["conditions"] = condition(
+            conditions, "Ready", False, "DeploymentError", str(exc), generation
+        )
+        raise kopf.TemporaryError(f"worker Deployment: {exc}", delay=10) from exc
+    patch.status["observedGeneration"] = generation
+    patch.status["workers"] = desired
+    patch.status["readyWorkers"] = ready_n
+    patch.status["conditions"] = condition(conditions, "Ready", ready, reason, message, generation)
+    count("DurableWorkflow", "ok")
+
+
+async def workflow_refresh(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+    """Periodic: ready workers and execution counts."""
+    rt = runtime_of(memo)
+    try:
+        spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
+    except pydantic.ValidationError:
+        return
+    generation = meta.get("generation")
+    try:
+        ready, reason, message, desired, ready_n = await worker_status(rt, as_dict(body), spec)
+        running = await _count_executions(
+            rt, spec.workflow_id, (Status.PENDING, Status.RUNNING, Status.SLEEPING, Status.WAITING)
+        )
+        failed = await _count_executions(rt, spec.workflow_id, (Status.FAILED,))
+    except (KubeError, RetryableError) as exc:
+        log.warning("workflow %s/%s status refresh: %s", meta["namespace"], meta["name"], exc)
+        return
+    new = {"workers": desired, "readyWorkers": ready_n, "running": running, "failed": failed}
+    if any(status.get(k) != v for k, v in new.items()) or condition_status(status, "Ready") != (
+        "True" if ready else "False"
+    ):
+        patch.status.update(new)
+        patch.status["conditions"] = condition(
+            list(status.get("conditions") or []), "Ready", ready, reason, message, generation
+        )
+
+
+async def _count_executions(
+    rt: Runtime, workflow_id: str, statuses: tuple[Status, ...], cap: int = 10000
+) -> int:
+    total, cursor = 0, None
+    while total < cap:
+        page, cursor = await rt.durable.list_executions_page(
+            workflow_id, list(statuses), limit=500, cursor=cursor
+        )
+        total += len(page)
+        if not cursor:
+            break
+    return total
