@@ -19,7 +19,6 @@ from durable import (
     ExecutionNotFound,
     InputValidationError,
     PermanentError,
-    RetryableError,
     WorkflowNotFound,
 )
 
@@ -29,7 +28,7 @@ from .._models import DurableExecutionSpec, Phase
 from .._runtime import Runtime, execution_id_of, path, user_execution_id
 from .._status import condition, failed_status, one_line
 from ._common import age, as_dict, runtime_of
-from ._errors import count, retry_delay, spec_error
+from ._errors import count, retry_delay, retry_later, spec_error
 
 log = logging.getLogger("durable_operator")
 
@@ -101,9 +100,10 @@ async def execution_start(
             count("DurableExecution", "invalid")
             return
         try:
-            await rt.durable.start(
-                ref.workflow_id, spec.input, execution_id=eid, actor=f"k8s:{namespace}/{name}"
-            )
+            with retry_later("store", retry_delay(retry), kind="DurableExecution"):
+                await rt.durable.start(
+                    ref.workflow_id, spec.input, execution_id=eid, actor=f"k8s:{namespace}/{name}"
+                )
         except ExecutionConflict as exc:
             # Another attempt started it meanwhile from a spec that has changed since.
             await _report_conflict(rt, body, eid, exc, status, patch)
@@ -114,9 +114,6 @@ async def execution_start(
             )
             count("DurableExecution", "invalid")
             return
-        except RetryableError as exc:
-            count("DurableExecution", "error")
-            raise kopf.TemporaryError(f"store: {exc}", delay=retry_delay(retry)) from exc
         record = await rt.durable.get_execution(eid)
         await rt.kube.event(
             as_dict(body), "Normal", "Created", f"execution {eid} created for workflow {ref.workflow_id}"
@@ -136,14 +133,13 @@ async def _input_conflict(
     """
     meta = body["metadata"]
     try:
-        await rt.durable.start(
-            workflow_id, input, execution_id=eid, actor=f"k8s:{meta['namespace']}/{meta['name']}"
-        )
+        with retry_later("store", 5):
+            await rt.durable.start(
+                workflow_id, input, execution_id=eid, actor=f"k8s:{meta['namespace']}/{meta['name']}"
+            )
     except ExecutionConflict as exc:
         await _report_conflict(rt, body, eid, exc, status, patch)
         return True
-    except RetryableError as exc:
-        raise kopf.TemporaryError(f"store: {exc}", delay=5) from exc
     except (PermanentError, ValueError):
         return False  # the spec cannot start anything now (bad input): the execution stays as it is
     if any(
@@ -199,11 +195,8 @@ async def _write_status(rt: Runtime, namespace: str, name: str, eid: str, *, mar
     Not through kopf's `patch`: kopf applies it after the handler returns, without a
     precondition, over whatever the mirror wrote meanwhile.
     """
-    try:
+    with retry_later(f"status of {eid}", 1, errors=(KubeError,), kind="DurableExecution"):
         await write_execution_status(rt, namespace, name, eid, mark_lost=mark_lost)
-    except KubeError as exc:
-        count("DurableExecution", "error")
-        raise kopf.TemporaryError(f"status of {eid}: {exc}", delay=1) from exc
 
 
 async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kwargs: Any) -> None:
@@ -229,17 +222,20 @@ async def execution_delete(
         return
     if status.get("phase") in (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value):
         return
+
+    def let_go(exc: Exception) -> None:
+        log.warning("could not cancel %s after %d tries (%s); letting the object go", eid, retry + 1, exc)
+
     try:
-        await rt.durable.cancel(
-            eid, reason=f"DurableExecution {meta['namespace']}/{meta['name']} deleted", actor="k8s"
-        )
-        log.info("cancelled execution %s: its DurableExecution was deleted", eid)
+        with retry_later(
+            f"cancel {eid}", retry_delay(retry), tries_left=retry < rt.config.delete_retries, give_up=let_go
+        ):
+            await rt.durable.cancel(
+                eid, reason=f"DurableExecution {meta['namespace']}/{meta['name']} deleted", actor="k8s"
+            )
+            log.info("cancelled execution %s: its DurableExecution was deleted", eid)
     except (ExecutionNotFound, ExecutionFinished):
         return
-    except RetryableError as exc:
-        if retry < rt.config.delete_retries:
-            raise kopf.TemporaryError(f"cancel {eid}: {exc}", delay=retry_delay(retry)) from exc
-        log.warning("could not cancel %s after %d tries (%s); letting the object go", eid, retry + 1, exc)
 
 
 async def execution_ttl(body: Any, meta: Any, spec: Any, status: Any, memo: Any, **_: Any) -> None:

@@ -16,7 +16,7 @@ from .._models import DurableScheduleSpec, Phase, iso
 from .._runtime import LABEL_SCHEDULE, Runtime, path, schedule_id
 from .._status import condition, one_line
 from ._common import age, condition_status, runtime_of
-from ._errors import count, retry_delay, spec_error
+from ._errors import count, refuse, retry_delay, retry_later, spec_error
 
 log = logging.getLogger("durable_operator")
 
@@ -51,12 +51,14 @@ async def schedule_reconcile(
             }
         )
 
-    try:
-        spec = DurableScheduleSpec.model_validate(dict(body.get("spec") or {}))
-    except pydantic.ValidationError as exc:
+    def invalid_spec(exc: pydantic.ValidationError) -> None:
         not_ready("InvalidSpec", spec_error(exc))
-        count("DurableSchedule", "invalid")
-        raise kopf.PermanentError(spec_error(exc)) from None
+
+    def invalid_schedule(exc: Exception) -> None:
+        not_ready("InvalidSchedule", f"{type(exc).__name__}: {exc}")
+
+    with refuse("DurableSchedule", (pydantic.ValidationError,), invalid_spec, spec_error):
+        spec = DurableScheduleSpec.model_validate(dict(body.get("spec") or {}))
     ref = rt.workflows.get((namespace, spec.workflow_ref))
     if ref is None:
         message = f"DurableWorkflow {spec.workflow_ref!r} not found in namespace {namespace!r}"
@@ -64,7 +66,10 @@ async def schedule_reconcile(
         count("DurableSchedule", "invalid")
         delay = retry_delay(retry) if age(started) < rt.config.ref_grace_seconds else 60.0
         raise kopf.TemporaryError(message, delay=delay)
-    try:
+    with (
+        retry_later("store", retry_delay(retry), kind="DurableSchedule"),
+        refuse("DurableSchedule", (InvalidSchedule, PermanentError, ValueError), invalid_schedule, str),
+    ):
         info = await rt.durable.ensure_schedule(
             ref.workflow_id,
             spec.input,
@@ -84,13 +89,6 @@ async def schedule_reconcile(
             else:
                 await rt.durable.resume_schedule(sid, actor=f"k8s:{namespace}/{name}")
             info = await rt.durable.get_schedule(sid)
-    except (InvalidSchedule, PermanentError, ValueError) as exc:
-        not_ready("InvalidSchedule", f"{type(exc).__name__}: {exc}")
-        count("DurableSchedule", "invalid")
-        raise kopf.PermanentError(str(exc)) from None
-    except RetryableError as exc:
-        count("DurableSchedule", "error")
-        raise kopf.TemporaryError(f"store: {exc}", delay=retry_delay(retry)) from exc
     message = "suspended" if spec.suspend else f"next run at {iso(info.next_run_at) or 'never'}"
     patch.status.update(
         {
@@ -164,11 +162,17 @@ async def schedule_delete(meta: Any, memo: Any, retry: int, **_: Any) -> None:
     rt = runtime_of(memo)
     sid = schedule_id(meta["namespace"], meta["name"])
     rt.schedules.pop(sid, None)
+
+    def let_go(exc: Exception) -> None:
+        log.warning("could not remove schedule %s (%s); letting the object go", sid, exc)
+
     try:
-        await rt.durable.remove_schedule(sid, actor="k8s")
+        with retry_later(
+            f"remove schedule {sid}",
+            retry_delay(retry),
+            tries_left=retry < rt.config.delete_retries,
+            give_up=let_go,
+        ):
+            await rt.durable.remove_schedule(sid, actor="k8s")
     except ScheduleNotFound:
         return
-    except RetryableError as exc:
-        if retry < rt.config.delete_retries:
-            raise kopf.TemporaryError(f"remove schedule {sid}: {exc}", delay=retry_delay(retry)) from exc
-        log.warning("could not remove schedule %s (%s); letting the object go", sid, exc)

@@ -8,13 +8,13 @@ from typing import Any
 import kopf
 import pydantic
 
-from durable import ExecutionFinished, ExecutionNotFound, PermanentError, RetryableError, SignalPayloadError
+from durable import ExecutionFinished, ExecutionNotFound, PermanentError, SignalPayloadError
 
 from .._models import DurableSignalSpec, Phase, SignalPhase, now_iso
 from .._runtime import delivery_id, path
 from .._status import condition, one_line
 from ._common import age, as_dict, runtime_of
-from ._errors import count, retry_delay, spec_error
+from ._errors import count, retry_delay, retry_later, spec_error
 
 
 async def signal_deliver(
@@ -71,14 +71,22 @@ async def signal_deliver(
             fail("ExecutionNotFound", message)
             return
     assert eid is not None
-    try:
-        accepted = await rt.durable.signal(
-            eid,
-            spec.signal,
-            spec.payload,
-            delivery_id=delivery_id(meta["uid"]),
-            actor=f"k8s:{meta['namespace']}/{meta['name']}",
+
+    def store_unavailable(exc: Exception) -> None:
+        patch.status.update(
+            {"phase": SignalPhase.PENDING.value, "reason": "StoreUnavailable", "message": one_line(exc)}
         )
+        patch.status["attempts"] = retry + 1
+
+    try:
+        with retry_later(f"signal {eid}", retry_delay(retry), kind="DurableSignal", report=store_unavailable):
+            accepted = await rt.durable.signal(
+                eid,
+                spec.signal,
+                spec.payload,
+                delivery_id=delivery_id(meta["uid"]),
+                actor=f"k8s:{meta['namespace']}/{meta['name']}",
+            )
     except ExecutionNotFound:
         fail("ExecutionNotFound", f"execution {eid!r} does not exist")
         return
@@ -88,13 +96,6 @@ async def signal_deliver(
     except (SignalPayloadError, PermanentError, ValueError) as exc:
         fail("PayloadRejected", f"{type(exc).__name__}: {exc}")
         return
-    except RetryableError as exc:
-        count("DurableSignal", "error")
-        patch.status.update(
-            {"phase": SignalPhase.PENDING.value, "reason": "StoreUnavailable", "message": one_line(exc)}
-        )
-        patch.status["attempts"] = retry + 1
-        raise kopf.TemporaryError(f"signal {eid}: {exc}", delay=retry_delay(retry)) from exc
     message = f"signal {spec.signal} delivered to execution {eid}" + (
         "" if accepted else " (already delivered before)"
     )

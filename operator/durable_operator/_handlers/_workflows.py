@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import kopf
 import pydantic
 
 from durable import RetryableError, Status
@@ -16,7 +15,7 @@ from .._runtime import Runtime, workflow_ref
 from .._status import condition
 from .._workers import ensure_worker_deployment, worker_status
 from ._common import as_dict, condition_status, runtime_of
-from ._errors import count, spec_error
+from ._errors import count, refuse, retry_later, spec_error
 
 log = logging.getLogger("durable_operator")
 
@@ -40,26 +39,27 @@ async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo
     rt = runtime_of(memo)
     generation = meta.get("generation")
     conditions = list(status.get("conditions") or [])
-    try:
-        spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
-    except pydantic.ValidationError as exc:
+
+    def invalid_spec(exc: pydantic.ValidationError) -> None:
         patch.status["observedGeneration"] = generation
         patch.status["conditions"] = condition(
             conditions, "Ready", False, "InvalidSpec", spec_error(exc), generation
         )
-        count("DurableWorkflow", "invalid")
-        raise kopf.PermanentError(spec_error(exc)) from None
-    rt.workflows[(meta["namespace"], meta["name"])] = workflow_ref(body, spec)
-    try:
-        if spec.worker is not None:
-            await ensure_worker_deployment(rt, as_dict(body), spec)
-        ready, reason, message, desired, ready_n = await worker_status(rt, as_dict(body), spec)
-    except KubeError as exc:
-        count("DurableWorkflow", "error")
+
+    def deployment_error(exc: Exception) -> None:
         patch.status["conditions"] = condition(
             conditions, "Ready", False, "DeploymentError", str(exc), generation
         )
-        raise kopf.TemporaryError(f"worker Deployment: {exc}", delay=10) from exc
+
+    with refuse("DurableWorkflow", (pydantic.ValidationError,), invalid_spec, spec_error):
+        spec = DurableWorkflowSpec.model_validate(dict(body.get("spec") or {}))
+    rt.workflows[(meta["namespace"], meta["name"])] = workflow_ref(body, spec)
+    with retry_later(
+        "worker Deployment", 10, errors=(KubeError,), kind="DurableWorkflow", report=deployment_error
+    ):
+        if spec.worker is not None:
+            await ensure_worker_deployment(rt, as_dict(body), spec)
+        ready, reason, message, desired, ready_n = await worker_status(rt, as_dict(body), spec)
     patch.status["observedGeneration"] = generation
     patch.status["workers"] = desired
     patch.status["readyWorkers"] = ready_n
