@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
+
+import kopf
 
 from .._runtime import Runtime
 
 
-def runtime_of(memo: Any) -> Runtime:
+def runtime_of(memo: kopf.Memo) -> Runtime:
     runtime: Runtime = memo.runtime
     return runtime
 
@@ -21,11 +24,11 @@ def age(started: datetime.datetime | None) -> float:
     return (datetime.datetime.now(datetime.UTC) - started).total_seconds()
 
 
-def as_dict(body: Any) -> dict[str, Any]:
+def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body) if not isinstance(body, dict) else body
 
 
-def condition_status(status: Any, type_: str) -> str | None:
+def condition_status(status: Mapping[str, Any], type_: str) -> str | None:
     for c in status.get("conditions") or []:
         if c.get("type") == type_:
             return str(c.get("status"))

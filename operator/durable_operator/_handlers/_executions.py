@@ -33,7 +33,7 @@ from ._errors import count, retry_delay, retry_later, spec_error
 log = logging.getLogger("durable_operator")
 
 
-async def execution_seen(body: Any, type: str | None, memo: Any, **_: Any) -> None:
+async def execution_seen(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     rt = runtime_of(memo)
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
@@ -45,11 +45,11 @@ async def execution_seen(body: Any, type: str | None, memo: Any, **_: Any) -> No
 
 
 async def execution_start(
-    body: Any,
-    meta: Any,
-    status: Any,
-    patch: Any,
-    memo: Any,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
     retry: int,
     started: datetime.datetime,
     **_: Any,
@@ -125,7 +125,13 @@ async def execution_start(
 
 
 async def _input_conflict(
-    rt: Runtime, body: Any, eid: str, workflow_id: str, input: Any, status: Any, patch: Any
+    rt: Runtime,
+    body: kopf.Body,
+    eid: str,
+    workflow_id: str,
+    input: Any,
+    status: kopf.Status,
+    patch: kopf.Patch,
 ) -> bool:
     """Whether the CR's spec now asks for another run than its execution (then the status says so).
 
@@ -153,7 +159,7 @@ async def _input_conflict(
 
 
 async def _report_conflict(
-    rt: Runtime, body: Any, eid: str, exc: ExecutionConflict, status: Any, patch: Any
+    rt: Runtime, body: kopf.Body, eid: str, exc: ExecutionConflict, status: kopf.Status, patch: kopf.Patch
 ) -> None:
     """The execution keeps running as it started; the status and an Event say the spec no longer matches."""
     meta = body["metadata"]
@@ -173,7 +179,9 @@ async def _report_conflict(
     count("DurableExecution", "invalid")
 
 
-async def execution_input_changed(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+async def execution_input_changed(
+    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
     """spec.input was edited (the CRD forbids it; an old CRD without CEL does not): report, never crash-loop."""
     rt = runtime_of(memo)
     eid = status.get("executionId")
@@ -199,7 +207,9 @@ async def _write_status(rt: Runtime, namespace: str, name: str, eid: str, *, mar
         await write_execution_status(rt, namespace, name, eid, mark_lost=mark_lost)
 
 
-async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kwargs: Any) -> None:
+async def execution_resume(
+    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
+) -> None:
     """On operator start: an unstarted CR starts; a started one is reconciled against Redis."""
     rt = runtime_of(memo)
     eid = status.get("executionId")
@@ -212,7 +222,13 @@ async def execution_resume(body: Any, meta: Any, status: Any, patch: Any, memo: 
 
 
 async def execution_delete(
-    body: Any, meta: Any, spec: Any, status: Any, memo: Any, retry: int, **_: Any
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    retry: int,
+    **_: Any,
 ) -> None:
     """Cancel a running execution unless `cancelOnDelete: false`. Never wedges: gives up after a few retries."""
     rt = runtime_of(memo)
@@ -238,7 +254,9 @@ async def execution_delete(
         return
 
 
-async def execution_ttl(body: Any, meta: Any, spec: Any, status: Any, memo: Any, **_: Any) -> None:
+async def execution_ttl(
+    body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any
+) -> None:
     """Delete a finished execution once its ttlSecondsAfterFinished (or its workflow's retention) passed."""
     rt = runtime_of(memo)
     if status.get("phase") not in (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value):
@@ -256,5 +274,5 @@ async def execution_ttl(body: Any, meta: Any, spec: Any, status: Any, memo: Any,
         await rt.kube.delete(path("DurableExecution", meta["namespace"], meta["name"]))
 
 
-def finished(status: Any, **_: Any) -> bool:
+def finished(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") in (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)

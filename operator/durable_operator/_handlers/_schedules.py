@@ -21,7 +21,7 @@ from ._errors import count, refuse, retry_delay, retry_later, spec_error
 log = logging.getLogger("durable_operator")
 
 
-async def schedule_seen(body: Any, type: str | None, memo: Any, **_: Any) -> None:
+async def schedule_seen(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     rt = runtime_of(memo)
     meta = body["metadata"]
     sid = schedule_id(meta["namespace"], meta["name"])
@@ -32,7 +32,14 @@ async def schedule_seen(body: Any, type: str | None, memo: Any, **_: Any) -> Non
 
 
 async def schedule_reconcile(
-    body: Any, meta: Any, status: Any, patch: Any, memo: Any, retry: int, started: datetime.datetime, **_: Any
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    retry: int,
+    started: datetime.datetime,
+    **_: Any,
 ) -> None:
     rt = runtime_of(memo)
     generation = meta.get("generation")
@@ -109,7 +116,13 @@ async def schedule_reconcile(
 
 
 async def schedule_refresh(
-    body: Any, meta: Any, spec: Any, status: Any, patch: Any, memo: Any, **_: Any
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """Periodic: last/next times, active executions, history limits."""
     rt = runtime_of(memo)
@@ -144,7 +157,7 @@ async def schedule_refresh(
     await _prune_history(rt, namespace, name, spec)
 
 
-async def _prune_history(rt: Runtime, namespace: str, name: str, spec: Any) -> None:
+async def _prune_history(rt: Runtime, namespace: str, name: str, spec: kopf.Spec) -> None:
     """Keep the newest N succeeded and M failed mirror executions of this schedule."""
     items = await rt.kube.list(path("DurableExecution", namespace), f"{LABEL_SCHEDULE}={name}")
     limits = {
@@ -158,7 +171,7 @@ async def _prune_history(rt: Runtime, namespace: str, name: str, spec: Any) -> N
             await rt.kube.delete(path("DurableExecution", namespace, old["metadata"]["name"]))
 
 
-async def schedule_delete(meta: Any, memo: Any, retry: int, **_: Any) -> None:
+async def schedule_delete(meta: kopf.Meta, memo: kopf.Memo, retry: int, **_: Any) -> None:
     rt = runtime_of(memo)
     sid = schedule_id(meta["namespace"], meta["name"])
     rt.schedules.pop(sid, None)

@@ -18,11 +18,11 @@ from ._errors import count, retry_delay, retry_later, spec_error
 
 
 async def signal_deliver(
-    body: Any,
-    meta: Any,
-    status: Any,
-    patch: Any,
-    memo: Any,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
     retry: int,
     started: datetime.datetime,
     **_: Any,

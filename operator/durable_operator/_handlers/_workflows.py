@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import kopf
 import pydantic
 
 from durable import RetryableError, Status
@@ -20,7 +21,7 @@ from ._errors import count, refuse, retry_later, spec_error
 log = logging.getLogger("durable_operator")
 
 
-async def workflow_seen(body: Any, type: str | None, memo: Any, **_: Any) -> None:
+async def workflow_seen(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Keep the in-memory view of DurableWorkflows (the mirror and the references read it)."""
     rt = runtime_of(memo)
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -35,7 +36,9 @@ async def workflow_seen(body: Any, type: str | None, memo: Any, **_: Any) -> Non
     rt.workflows[key] = workflow_ref(body, spec)
 
 
-async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+async def workflow_reconcile(
+    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
     rt = runtime_of(memo)
     generation = meta.get("generation")
     conditions = list(status.get("conditions") or [])
@@ -67,7 +70,9 @@ async def workflow_reconcile(body: Any, meta: Any, status: Any, patch: Any, memo
     count("DurableWorkflow", "ok")
 
 
-async def workflow_refresh(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any) -> None:
+async def workflow_refresh(
+    body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
     """Periodic: ready workers and execution counts."""
     rt = runtime_of(memo)
     try:
