@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 import pytest
 
-from durable import InvalidSchedule, RetryableError, StoreUnavailable
-from durable_operator._handlers._errors import refuse, retry_later
+from durable import Backoff, InvalidSchedule, RetryableError, StoreUnavailable
+from durable_operator._handlers._errors import refuse, retry_delay, retry_later
 from durable_operator._kube import KubeError
 from durable_operator._metrics import metrics
 
@@ -73,3 +74,27 @@ def test_a_refusal_reports_counts_as_invalid_and_does_not_chain() -> None:
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert reported == ["cron 'x' is not valid"]
     assert _outcomes("RefuseKind", "invalid") == before + 1
+
+
+def test_kopf_retries_wait_one_second_doubling_up_to_thirty() -> None:
+    assert [retry_delay(n) for n in range(8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    # The formula the handlers used before they took the project's one back-off.
+    assert all(retry_delay(n) == float(min(2 ** min(n, 6), 30)) for n in range(200))
+
+
+async def test_a_backoffs_delay_after_n_failures_is_what_its_next_sleep_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    for first, cap in [(0.5, 10.0), (0.05, 0.3), (1.0, 30.0), (0.3, 0.3)]:
+        backoff = Backoff(first, cap)
+        slept.clear()
+        for _ in range(12):
+            await backoff.sleep()
+        assert [Backoff(first, cap).delay_after(n) for n in range(12)] == slept
+        assert backoff.delay_after(3) == slept[3]  # stateless: the sleeps taken do not count

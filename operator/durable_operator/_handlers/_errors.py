@@ -16,7 +16,7 @@ from typing import TypeVar
 import kopf
 import pydantic
 
-from durable import RetryableError
+from durable import Backoff, RetryableError
 
 from .._metrics import metrics
 from .._status import one_line
@@ -31,8 +31,12 @@ def spec_error(exc: pydantic.ValidationError) -> str:
     return one_line(f"spec.{where}: {text}" if where else f"spec: {text}")
 
 
+#: kopf counts a handler's retries; retry n waits 1 s doubled n times, at most 30 s (1, 2, 4, 8, 16, 30, 30...).
+_RETRIES = Backoff(1.0, 30.0)
+
+
 def retry_delay(retry: int) -> float:
-    return float(min(2 ** min(retry, 6), 30))
+    return _RETRIES.delay_after(retry)
 
 
 def count(kind: str, outcome: str) -> None:
