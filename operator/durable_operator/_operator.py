@@ -49,7 +49,7 @@ def make_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = build_registry(config)
 
     @kopf.on.login(registry=registry)
-    def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
         info: kopf.ConnectionInfo | None
         if config.server:
             info = kopf.ConnectionInfo(
@@ -65,7 +65,7 @@ def make_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return info
 
     @kopf.on.startup(registry=registry)
-    async def startup(memo: Any, **_: Any) -> None:
+    async def startup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo.runtime
         if rt.activity is None:  # not built by `run` (a registry used on its own): one standalone replica
             rt.mirror = StatusMirror(rt)
@@ -74,14 +74,14 @@ def make_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         rt.activity.start()
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: Any, **_: Any) -> None:
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo.runtime
         if rt.activity is not None:
             await rt.activity.stop()
         await rt.kube.close()
 
     @kopf.on.probe(registry=registry, id="statusMirror")
-    def mirror_probe(memo: Any, **_: Any) -> dict[str, Any]:
+    def mirror_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
         rt: Runtime = memo.runtime
         mirror = rt.mirror
         return {

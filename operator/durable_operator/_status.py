@@ -19,6 +19,7 @@ it as `observedVersion`; a writer refuses to replace a newer one (`is_older`). T
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._models import PHASES, ConditionStatus, Phase, iso, json_size, now_iso
@@ -152,7 +153,7 @@ def execution_status(
 
 
 def failed_status(
-    reason: str, message: str, generation: int | None, existing: dict[str, Any] | None
+    reason: str, message: str, generation: int | None, existing: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """A DurableExecution that cannot run: phase Failed with a one-line reason."""
     return {

@@ -9,13 +9,13 @@ from durable import DurableError, ExecutionNotFound, NonDeterminismError, Workfl
 from durable._errors import ActivationAbandoned, Cancelled, Suspend, describe_exception, error_from_dict
 
 EXPECTED = {
-    "ActivationAbandoned", "AuditEntry", "Branch", "Cancelled", "Durable", "DurableError",
+    "ActivationAbandoned", "AuditEntry", "Backoff", "Branch", "Cancelled", "Durable", "DurableError",
     "ExecutionCancelledError", "ExecutionConflict", "ExecutionFinished", "ExecutionId", "ExecutionNotFailed",
     "ExecutionNotFound", "ExecutionRecord",
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
-    "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StepFailedError", "StepId",
+    "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "StepId",
     "StepRecord", "Store", "StoreUnavailable", "Suspend", "WaitTimeoutError", "Worker",
     "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "now", "random",
     "registered_workflows", "uuid4", "workflow",

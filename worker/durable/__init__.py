@@ -1,5 +1,6 @@
 """Durable workflows in Python: replay-safe checkpoints in Redis, durable sleeps, signals, compensation."""
 
+from ._backoff import Backoff
 from ._client._durable import Durable
 from ._client._schedules import ScheduleInfo
 from ._errors import (
@@ -30,7 +31,7 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEvent, StepRecord
-from ._store._base import Store
+from ._store._base import StatusFeed, Store
 from ._store._memory import MemoryStore
 from ._store._redis import RedisStore
 from ._worker._worker import Worker
@@ -49,6 +50,7 @@ from ._workflow._shapes import FlowShape
 __all__ = [
     "ActivationAbandoned",
     "AuditEntry",
+    "Backoff",
     "Branch",
     "Cancelled",
     "Durable",
@@ -80,6 +82,7 @@ __all__ = [
     "SignalResult",
     "Status",
     "StatusEvent",
+    "StatusFeed",
     "StepFailedError",
     "StepId",
     "StepRecord",

@@ -25,6 +25,18 @@ class Backoff:
         """The wait the next `sleep()` takes."""
         return self._delay
 
+    def delay_after(self, failures: int) -> float:
+        """The wait `sleep()` takes after `failures` sleeps since a reset; nothing sleeps, nothing changes.
+
+        For retries that something else schedules and counts (kopf retries a handler and says how often).
+        """
+        delay = self.first
+        for _ in range(failures):
+            if delay >= self.cap:
+                break
+            delay = min(delay * 2, self.cap)
+        return delay
+
     def reset(self) -> None:
         self._delay = self.first
 

@@ -1,19 +1,4 @@
-"""The status mirror: engine status events -> DurableExecution status.
-
-The engine XADDs every status change to a stream in the same Lua script that makes the
-change. The mirror reads it through its own consumer group (the engine hands a consumer
-its unacknowledged entries first, so a restart resumes where the last run stopped),
-coalesces events per execution (only the latest state matters: it is re-read from
-Redis), and patches CR status in batches at a bounded rate. Entries are acknowledged only
-after their batch is applied. Executions without a CR get a mirror CR when their
-DurableWorkflow asks for it (`mirror: all | failed`).
-
-The mirror runs only in the active replica (see `_activity`). Each replica reads under a
-consumer name of its own, and each term (a start, a restart after an error) under a fresh
-one: a term begins by claiming every entry left unacknowledged in the group (a replica
-that died or was paused mid-batch, or our own previous term) into the new name, whose
-first reads return its pending entries. So a takeover loses nothing.
-"""
+"""The mirror's loop: terms, batches of status events, and the mirror CRs of executions started elsewhere."""
 
 from __future__ import annotations
 
@@ -26,12 +11,12 @@ from typing import Any
 
 import pydantic
 
-from durable import Store
+from durable import Backoff, StatusEvent, StatusFeed
 
-from ._kube import KubeError
-from ._metrics import metrics
-from ._models import API_VERSION, PHASES, DurableWorkflowSpec, Phase
-from ._runtime import (
+from .._kube import KubeError
+from .._metrics import metrics
+from .._models import API_VERSION, PHASES, DurableWorkflowSpec, Phase
+from .._runtime import (
     ANNOTATION_EXECUTION,
     LABEL_MIRROR,
     LABEL_SCHEDULE,
@@ -45,34 +30,14 @@ from ._runtime import (
     path,
     workflow_ref,
 )
-from ._status import execution_status, failed_status, is_older, one_line
+from ._batching import RateLimiter, read_batch
+from ._consumers import claim_status_entries, pending_elsewhere, prune_status_consumers
+from ._writes import write_execution_status
 
 log = logging.getLogger("durable_operator.mirror")
 
 #: How long a user execution's events wait for its CR to show up in the watch stream.
 _DEFER_SECONDS = 30.0
-#: How often one status write re-reads and retries when another writer got in between.
-_CONFLICT_RETRIES = 5
-_FINAL_PHASES = frozenset(p.value for p in Phase if p.is_final)
-
-
-class RateLimiter:
-    """A token bucket: `rate` operations per second, bursts up to `rate`."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = max(rate, 0.1)
-        self.tokens = self.rate
-        self.stamp = time.monotonic()
-
-    async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
 class StatusMirror:
@@ -92,6 +57,11 @@ class StatusMirror:
         self.healthy = True
         #: The next term reconciles every CR (set at start and after every failure).
         self._reconcile = True
+
+    @property
+    def feed(self) -> StatusFeed:
+        """The part of the store the mirror reads (executions it reads through the client)."""
+        return self.runtime.durable.store
 
     @property
     def running(self) -> bool:
@@ -123,9 +93,9 @@ class StatusMirror:
         """
         consumer = self._next_consumer()
         cfg = self.runtime.config
-        store = self.runtime.durable.store
-        claimed = await claim_status_entries(store, cfg.group, consumer, min_idle_ms)
-        await prune_status_consumers(store, cfg.group, consumer, int(cfg.claim_idle_seconds * 1000))
+        feed = self.feed
+        claimed = await claim_status_entries(feed, cfg.group, consumer, min_idle_ms)
+        await prune_status_consumers(feed, cfg.group, consumer, int(cfg.claim_idle_seconds * 1000))
         if claimed:
             log.info("status mirror: claimed %d unacknowledged status events as %s", claimed, consumer)
             self.claimed += claimed
@@ -177,8 +147,9 @@ class StatusMirror:
 
     async def run(self) -> None:
         cfg = self.runtime.config
-        store = self.runtime.durable.store
-        backoff = 0.5
+        feed = self.feed
+        # After a failure: 0.5 s, doubling up to 10 s; back to 0.5 s after a batch goes through.
+        backoff = Backoff(0.5, 10.0)
         claim_every = max(cfg.claim_idle_seconds / 2, 0.1)
         next_claim = next_resync = 0.0
         while True:
@@ -196,27 +167,15 @@ class StatusMirror:
                     # Between batches: entries a deposed replica read and never acknowledged.
                     next_claim = time.monotonic() + claim_every
                     if await pending_elsewhere(
-                        store, cfg.group, self.consumer, int(cfg.claim_idle_seconds * 1000)
+                        feed, cfg.group, self.consumer, int(cfg.claim_idle_seconds * 1000)
                     ):
                         await self._begin_term(int(cfg.claim_idle_seconds * 1000))
                 consumer = self.consumer
                 assert consumer is not None
-                events = await store.read_status_events(cfg.group, consumer, cfg.batch_size, 1000)
-                deadline = time.monotonic() + cfg.batch_window
-                # Gather a little more to coalesce bursts (a step commit is often followed by the next one).
-                while events and len(events) < cfg.batch_size and time.monotonic() < deadline:
-                    more = await store.read_status_events(
-                        cfg.group, consumer, cfg.batch_size - len(events), 0
-                    )
-                    if not more:
-                        await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-                        continue
-                    events.extend(more)
+                events = await read_batch(feed, cfg.group, consumer, cfg.batch_size, cfg.batch_window)
                 if events:
                     metrics().status_events.inc(len(events))
-                latest: dict[str, Any] = {}
-                for event in events:
-                    latest[event.execution_id] = event
+                latest: dict[str, StatusEvent | None] = {event.execution_id: event for event in events}
                 for eid in [e for e, since in self._deferred.items() if e not in latest]:
                     if time.monotonic() - self._deferred[eid] > _DEFER_SECONDS:
                         del self._deferred[eid]
@@ -228,10 +187,10 @@ class StatusMirror:
                         for eid, event in latest.items():
                             await self.apply(eid, event.workflow_id if event is not None else None)
                 if events:
-                    await store.ack_status_events(cfg.group, [e.event_id for e in events])
+                    await feed.ack_status_events(cfg.group, [e.event_id for e in events])
                 self.batches += 1
                 self.healthy = True
-                backoff = 0.5
+                backoff.reset()
                 if not events and not self._deferred:
                     await asyncio.sleep(0)
                 elif not events:
@@ -240,13 +199,14 @@ class StatusMirror:
                 raise
             except Exception as exc:  # a store or API outage: keep the entries unacked, retry
                 self.healthy = False
-                log.warning("status mirror: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
+                log.warning(
+                    "status mirror: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff.delay
+                )
                 # The store reads a consumer's pending entries only on its first reads: a new term
                 # (which claims them) makes the entries of the failed batch come round again.
                 self.consumer = None
                 self._reconcile = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await backoff.sleep()
 
     async def apply(self, execution_id: str, workflow_id: str | None) -> None:
         """Bring the CR of one execution in step with Redis (creating a mirror when asked)."""
@@ -310,151 +270,7 @@ class StatusMirror:
         return ref.namespace, name
 
 
-async def write_execution_status(
-    rt: Runtime,
-    namespace: str,
-    name: str,
-    execution_id: str,
-    limiter: RateLimiter | None = None,
-    *,
-    mark_lost: bool = False,
-    obj: dict[str, Any] | None = None,
-) -> bool:
-    """Bring one DurableExecution's status in step with Redis, never backwards. True when it patched.
-
-    Every writer of execution status goes through here. The status is re-read from Redis and
-    patched only when it is not older than the one the CR holds (`observedVersion`), and the
-    patch carries the resourceVersion it was compared with: a writer that got in between makes
-    it a 409, and the comparison runs again. With `mark_lost`, a CR whose execution is gone
-    from the store fails as ExecutionLost, unless it already shows a final phase. `obj`, when
-    given, is the CR as just listed (it saves the first read).
-    """
-    for _ in range(_CONFLICT_RETRIES):
-        record = await rt.durable.get_execution(execution_id)
-        if obj is None:
-            obj = await rt.kube.get(path("DurableExecution", namespace, name))
-        if obj is None:
-            rt.forget_execution(namespace, name)
-            return False
-        meta = obj.get("metadata") or {}
-        old = obj.get("status") or {}
-        generation = meta.get("generation")
-        if record is None:
-            if not mark_lost or old.get("phase") in _FINAL_PHASES:
-                return False
-            message = f"execution {execution_id!r} is gone from the store"
-            status = failed_status("ExecutionLost", message, generation, old)
-        else:
-            status = execution_status(record, old, generation, rt.config.result_cap)
-            if is_older(status["observedVersion"], old.get("observedVersion")):
-                metrics().status_patches.labels(outcome="stale").inc()
-                log.debug(
-                    "%s/%s: not replacing status %s with the older %s",
-                    namespace,
-                    name,
-                    old.get("observedVersion"),
-                    status["observedVersion"],
-                )
-                return False
-        if _same(old, status):
-            return False
-        if limiter is not None:
-            await limiter.take()
-        body: dict[str, Any] = {"status": status}
-        if meta.get("resourceVersion"):
-            body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
-        try:
-            await rt.kube.merge_patch(path("DurableExecution", namespace, name, "status"), body)
-        except KubeError as exc:
-            if exc.status == 409:
-                metrics().status_patches.labels(outcome="conflict").inc()
-                obj = None
-                continue
-            metrics().status_patches.labels(outcome="error").inc()
-            if exc.status == 404:
-                rt.forget_execution(namespace, name)
-                return False
-            raise
-        metrics().status_patches.labels(outcome="ok").inc()
-        if record is not None:
-            await announce(rt.kube, obj, old.get("phase"), status, record.workflow_id)
-        return True
-    raise KubeError(409, f"DurableExecution {namespace}/{name}: status kept changing under the mirror")
-
-
 def _wants(ref: WorkflowRef, phase: Phase) -> bool:
     if ref.mirror == "all":
         return True
     return ref.mirror == "failed" and phase == Phase.FAILED
-
-
-def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    for key, value in new.items():
-        if key == "conditions":
-            strip = [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in value]
-            old_strip = [
-                {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in old.get(key) or []
-            ]
-            if strip != old_strip:
-                return False
-        elif old.get(key) != value:
-            return False
-    return True
-
-
-# ---------------------------------------------------------------- claiming
-
-
-async def claim_status_entries(store: Store, group: str, consumer: str, min_idle_ms: int) -> int:
-    """Move every entry of the group idle for `min_idle_ms` into `consumer`'s pending list."""
-    return await store.claim_status_events(group, consumer, min_idle_ms)
-
-
-async def pending_elsewhere(store: Store, group: str, consumer: str, min_idle_ms: int) -> bool:
-    """Does another consumer hold entries it has not touched for `min_idle_ms`?"""
-    return any(
-        c.name != consumer and c.pending > 0 and c.idle_ms >= min_idle_ms
-        for c in await store.status_consumers(group)
-    )
-
-
-async def prune_status_consumers(store: Store, group: str, keep: str, min_idle_ms: int) -> None:
-    """Forget consumers with nothing pending that have been quiet for a while (old terms, gone replicas)."""
-    for c in await store.status_consumers(group):
-        if c.name != keep and c.pending == 0 and c.idle_ms >= min_idle_ms:
-            await store.drop_status_consumer(group, c.name)
-
-
-__all__ = [
-    "RateLimiter",
-    "StatusMirror",
-    "claim_status_entries",
-    "one_line",
-    "pending_elsewhere",
-    "prune_status_consumers",
-    "write_execution_status",
-]
-
-
-async def announce(
-    kube: Any, obj: dict[str, Any], before: str | None, status: dict[str, Any], workflow: str
-) -> None:
-    """Kubernetes Events on notable phase transitions.
-
-    Both writers of execution status call this (the mirror, and the start handler, which may
-    write a running phase first): an event follows whichever patch made the transition.
-    """
-    after = status.get("phase")
-    if after == before:
-        return
-    if before in (None, Phase.PENDING.value) and after not in (None, Phase.PENDING.value):
-        await kube.event(obj, "Normal", "Started", f"execution {status['executionId']} started")
-    if after == Phase.FAILED.value:
-        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-        await kube.event(obj, "Warning", "Failed", status.get("message") or "the execution failed")
-    elif after == Phase.SUCCEEDED.value:
-        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-        await kube.event(obj, "Normal", "Succeeded", "the execution completed")
-    elif after == Phase.CANCELLED.value:
-        metrics().executions_finished.labels(workflow=workflow, phase=after).inc()
-        await kube.event(obj, "Normal", "Cancelled", status.get("message") or "the execution was cancelled")
