@@ -28,6 +28,7 @@ from .._errors import (
     LeaseLost,
     WaitTimeoutError,
 )
+from .._history import consumed_signal_name, is_failed
 from .._records import (
     FINAL_STATUSES,
     AuditEntry,
@@ -131,18 +132,6 @@ class _Exec:
             input_hash=self.input_hash or None,
             run=self.run,
         )
-
-
-def _consumed_signal(raw: bytes | None) -> dict[str, Any] | None:
-    """The decoded record if `raw` is a consumed signal (what `retry_execution` may discard)."""
-    try:
-        rec = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(rec, dict) or rec.get("kind") != "signal" or rec.get("status") != "completed":
-        return None
-    result = rec.get("result")
-    return rec if isinstance(result, dict) and result.get("kind") == "signal" else None
 
 
 class MemoryStore(MemoryScheduleStore, Store):
@@ -607,22 +596,20 @@ class MemoryStore(MemoryScheduleStore, Store):
             )
         if discard_signal_step:
             raw = ex.steps.get(discard_signal_step)
-            consumed = _consumed_signal(raw)
-            if raw is None or consumed is None:
+            name = consumed_signal_name(raw)
+            if raw is None or name is None:
                 raise InvalidStepId(
                     f"execution {execution_id!r} has no consumed signal at step {discard_signal_step!r} to discard",
                     execution_id=execution_id,
                     step_id=discard_signal_step,
                 )
-            meta = consumed.get("meta")
-            name = meta.get("signal") if isinstance(meta, dict) else None
             del ex.steps[discard_signal_step]
             self._audit(
                 ex,
                 [
                     AuditDraft(
                         kind="signal.discarded",
-                        message=f"consumed signal {name if isinstance(name, str) else ''} discarded at step {discard_signal_step}",
+                        message=f"consumed signal {name} discarded at step {discard_signal_step}",
                         step_id=discard_signal_step,
                         actor=actor,
                         data=raw,
@@ -631,7 +618,7 @@ class MemoryStore(MemoryScheduleStore, Store):
                 now_ms,
             )
         for step_id, rec in list(ex.steps.items()):
-            if orjson.loads(rec).get("status") == "failed":
+            if is_failed(rec):
                 del ex.steps[step_id]
         ex.attempt += 1
         ex.result = None

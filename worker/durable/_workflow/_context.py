@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import inspect
 import random as _random
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -34,7 +33,9 @@ from .._errors import (
     Suspend,
     describe_exception,
 )
-from .._records import Status
+from .._history import PAYLOAD_SLOT, StepKind, StepRecord, StepStatus, signal_result, timeout_result
+from .._records import Status, ms_to_dt
+from .._records import now_ms as now_ms
 from .._store._base import AuditDraft, Checkpoint, SignalWait
 from ._definitions import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
 
@@ -67,27 +68,6 @@ class _Done:
     def __await__(self) -> Any:
         return self.value
         yield  # pragma: no cover - makes this a generator
-
-
-def encode_record(
-    seq: int,
-    kind: str,
-    status: str,
-    *,
-    result: Any = None,
-    error: dict[str, Any] | None = None,
-    attempt: int = 1,
-    at_ms: int,
-    meta: Mapping[str, Any] | None = None,
-    step_id: str = "",
-) -> bytes:
-    data: dict[str, Any] = {"seq": seq, "kind": kind, "status": status, "attempt": attempt, "at": at_ms}
-    if meta:
-        data["meta"] = dict(meta)
-    if error is not None:
-        data["error"] = error
-    data["result"] = result
-    return _codec.dumps(data, what=f"result of step {step_id!r}", step_id=step_id)
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:
@@ -129,10 +109,6 @@ class _Run:
         self.forbid_bodies = forbid_bodies
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class WorkflowContext:
     """Passed to every workflow function as its first argument."""
 
@@ -149,10 +125,8 @@ class WorkflowContext:
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.attempt = attempt
-        self._history: dict[str, dict[str, Any]] = {k: _codec.loads(v) for k, v in history.items()}
-        self._by_seq: dict[int, str] = {
-            rec["seq"]: step_id for step_id, rec in self._history.items() if rec.get("seq", -1) >= 0
-        }
+        self._history = {k: StepRecord.decode(k, v) for k, v in history.items()}
+        self._by_seq = {rec.seq: step_id for step_id, rec in self._history.items() if rec.seq >= 0}
         self._seq = 0
         self._seen: set[str] = set()
         self._pending = Checkpoint()
@@ -162,7 +136,7 @@ class WorkflowContext:
         self._abandoned: ActivationAbandoned | None = None
 
     # ------------------------------------------------------------------ replay bookkeeping
-    def _next(self, step_id: str, kind: str, *, user: bool) -> tuple[int, dict[str, Any] | None]:
+    def _next(self, step_id: str, kind: StepKind, *, user: bool) -> tuple[int, StepRecord | None]:
         if self._abandoned is not None:
             raise self._abandoned
         if not isinstance(step_id, str) or not step_id:
@@ -184,12 +158,11 @@ class WorkflowContext:
         rec = self._history.get(step_id)
         recorded_at_seq = self._by_seq.get(seq)
         if rec is not None:
-            rec_seq = rec.get("seq", -1)
             # seq -1: an operator's skip_step written before the step was ever reached.
-            if rec_seq >= 0 and (rec_seq != seq or rec.get("kind", kind) != kind):
+            if rec.seq >= 0 and (rec.seq != seq or rec.kind != kind):
                 raise NonDeterminismError(
                     f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
-                    f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.get('kind')} #{rec_seq})",
+                    f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.kind} #{rec.seq})",
                     execution_id=self.execution_id,
                     seq=seq,
                     expected=recorded_at_seq,
@@ -210,8 +183,8 @@ class WorkflowContext:
     def _peek_id(self, prefix: str) -> str:
         return f"{prefix}{self._seq + 1}"
 
-    def _buffer(self, step_id: str, record: bytes, audit: AuditDraft | None = None) -> None:
-        self._pending.records.append((step_id, record))
+    def _buffer(self, record: StepRecord, audit: AuditDraft | None = None) -> None:
+        self._pending.records.append((record.step_id, record.encode()))
         if audit is not None:
             self._pending.audit.append(audit)
 
@@ -318,25 +291,25 @@ class WorkflowContext:
         typed: StepId[Any] | None,
         *,
         user: bool,
-        kind: str = "step",
+        kind: StepKind = StepKind.STEP,
     ) -> Any:
         seq, rec = self._next(sid, kind, user=user)
-        if rec is not None and rec["status"] == "completed":
-            result = rec.get("result")
+        if rec is not None and rec.status == StepStatus.COMPLETED:
+            result = rec.result
             if compensate is not None:
                 self._compensations.append((sid, compensate, result, policy))
             return typed.parse(result) if typed else result
-        if rec is not None and rec["status"] == "failed":
+        if rec is not None and rec.status == StepStatus.FAILED:
             raise StepFailedError(
-                f"step {sid!r} failed: {(rec.get('error') or {}).get('message', '')}",
+                f"step {sid!r} failed: {(rec.error or {}).get('message', '')}",
                 step_id=sid,
-                attempts=rec.get("attempt", 1),
-                error=rec.get("error"),
+                attempts=rec.attempt,
+                error=rec.error,
             )
         attempt = 1
-        if rec is not None and rec["status"] == "retry":
-            attempt = int(rec.get("attempt", 1)) + 1
-            next_at = int((rec.get("meta") or {}).get("next_at", 0))
+        if rec is not None and rec.status == StepStatus.RETRY:
+            attempt = rec.attempt + 1
+            next_at = int(rec.meta.get("next_at", 0))
             if now_ms() < next_at:
                 await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
         await self._flush()
@@ -348,18 +321,17 @@ class WorkflowContext:
             if policy.should_retry(exc, attempt):
                 delay_ms = int(policy.delay(attempt) * 1000)
                 next_at = now_ms() + delay_ms
-                record = encode_record(
+                record = StepRecord(
+                    sid,
                     seq,
                     kind,
-                    "retry",
+                    StepStatus.RETRY,
                     error=error,
                     attempt=attempt,
-                    at_ms=now_ms(),
+                    at=ms_to_dt(now_ms()),
                     meta={"next_at": next_at},
-                    step_id=sid,
                 )
                 self._buffer(
-                    sid,
                     record,
                     AuditDraft(
                         kind="step.retry",
@@ -369,11 +341,10 @@ class WorkflowContext:
                 )
                 self._pending.current_step = sid
                 await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
-            record = encode_record(
-                seq, kind, "failed", error=error, attempt=attempt, at_ms=now_ms(), step_id=sid
+            record = StepRecord(
+                sid, seq, kind, StepStatus.FAILED, error=error, attempt=attempt, at=ms_to_dt(now_ms())
             )
             self._buffer(
-                sid,
                 record,
                 AuditDraft(
                     kind="step.failed", message=f"step {sid} failed: {error['message'][:200]}", step_id=sid
@@ -389,19 +360,17 @@ class WorkflowContext:
             ) from exc
         plain = _codec.to_plain(result, what=f"result of step {sid!r}", step_id=sid)
         finished = now_ms()
-        record = encode_record(
+        record = StepRecord(
+            sid,
             seq,
             kind,
-            "completed",
+            StepStatus.COMPLETED,
             result=plain,
             attempt=attempt,
-            at_ms=finished,
+            at=ms_to_dt(finished),
             meta={"ms": finished - started},
-            step_id=sid,
         )
-        self._buffer(
-            sid, record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid)
-        )
+        self._buffer(record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid))
         self._pending.current_step = sid
         await self._flush()
         if compensate is not None:
@@ -415,23 +384,30 @@ class WorkflowContext:
         if secs < 0:
             raise ValueError(f"sleep duration must be >= 0, got {secs}")
         sid = step_id or self._peek_id("__sleep:")
-        seq, rec = self._next(sid, "sleep", user=step_id is not None)
-        if rec is not None and rec["status"] == "completed":
+        seq, rec = self._next(sid, StepKind.SLEEP, user=step_id is not None)
+        if rec is not None and rec.status == StepStatus.COMPLETED:
             return
         now = now_ms()
         if rec is not None:
-            until = int((rec.get("meta") or {}).get("until", now))
+            until = int(rec.meta.get("until", now))
             if now >= until:
                 self._buffer(
-                    sid,
-                    encode_record(seq, "sleep", "completed", at_ms=now, meta={"until": until}, step_id=sid),
+                    StepRecord(
+                        sid,
+                        seq,
+                        StepKind.SLEEP,
+                        StepStatus.COMPLETED,
+                        at=ms_to_dt(now),
+                        meta={"until": until},
+                    )
                 )
                 return
         else:
             until = now + int(secs * 1000)
             self._buffer(
-                sid,
-                encode_record(seq, "sleep", "sleeping", at_ms=now, meta={"until": until}, step_id=sid),
+                StepRecord(
+                    sid, seq, StepKind.SLEEP, StepStatus.SLEEPING, at=ms_to_dt(now), meta={"until": until}
+                ),
                 AuditDraft(kind="sleep", message=f"sleeping {secs:g} s", step_id=sid),
             )
             self._pending.current_step = sid
@@ -451,36 +427,34 @@ class WorkflowContext:
         """
         sig = resolve_signal(signal)
         sid = step_id or self._peek_id(f"__signal:{sig.name}:")
-        seq, rec = self._next(sid, "signal", user=step_id is not None)
+        seq, rec = self._next(sid, StepKind.SIGNAL, user=step_id is not None)
 
         def shape(kind: Literal["signal", "timeout"], payload: Any = None) -> Any:
             if timeout is None:
                 return payload
             return SignalResult(kind=kind, payload=payload if kind == "signal" else None)
 
-        if rec is not None and rec["status"] == "completed":
-            result = rec.get("result")
-            if isinstance(result, dict) and result.get("kind") == "timeout":
+        if rec is not None and rec.status == StepStatus.COMPLETED:
+            outcome, payload = rec.signal_outcome()
+            if outcome == "timeout":
                 return shape("timeout")
-            payload = result.get("payload") if isinstance(result, dict) else result
             try:
                 return shape("signal", sig.parse_payload(payload))
             except SignalPayloadError as exc:
                 # Consumed, then a crash before the rejection was written (or an old client's or an
                 # operator's bad payload): reject it now, exactly as the consuming run would have.
-                meta = rec.get("meta") or {}
+                meta = rec.meta
                 if "deadline" in meta:
                     deadline = meta["deadline"]
                 else:  # a record written before consumed records kept their deadline
                     deadline = now_ms() + int(seconds(timeout) * 1000) if timeout is not None else None
                 self._reject_signal(seq, sid, sig, deadline, exc, payload)
         elif rec is not None:
-            deadline = (rec.get("meta") or {}).get("deadline")
+            deadline = rec.meta.get("deadline")
         else:
             now = now_ms()
             deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
             self._buffer(
-                sid,
                 _waiting_record(seq, sid, sig, deadline, now),
                 AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
             )
@@ -505,24 +479,34 @@ class WorkflowContext:
         meta: dict[str, Any] = {"signal": sig.name}
         if deadline is not None:
             meta["deadline"] = deadline  # a replay that rejects this payload waits until the same deadline
-        head = encode_record(seq, "signal", "completed", at_ms=now, meta=meta, step_id=sid)
-        # The store splices the payload into the record so that consuming it is one atomic write.
-        prefix = head[: -len(b"null}")] + b'{"kind":"signal","payload":'
-        timeout_record = encode_record(
+        at = ms_to_dt(now)
+        consumed = StepRecord(
+            sid,
             seq,
-            "signal",
-            "completed",
-            at_ms=now,
+            StepKind.SIGNAL,
+            StepStatus.COMPLETED,
+            result=signal_result(PAYLOAD_SLOT),
+            at=at,
+            meta=meta,
+        )
+        # The store puts the payload in the slot, so that consuming it is one atomic write.
+        prefix, suffix = consumed.split_at_slot()
+        timeout_record = StepRecord(
+            sid,
+            seq,
+            StepKind.SIGNAL,
+            StepStatus.COMPLETED,
+            result=timeout_result(),
+            at=at,
             meta={"signal": sig.name},
-            result={"kind": "timeout", "payload": None},
         )
         return SignalWait(
             name=sig.name,
             step_id=sid,
             record_prefix=prefix,
-            record_suffix=b"}}",
+            record_suffix=suffix,
             deadline_ms=deadline,
-            timeout_record=timeout_record if deadline is not None else None,
+            timeout_record=timeout_record.encode() if deadline is not None else None,
             schema=sig.schema,
         )
 
@@ -537,7 +521,6 @@ class WorkflowContext:
     ) -> None:
         """Buffer the rejection of a consumed payload: the wait's record back to waiting, and the audit."""
         self._buffer(
-            sid,
             _waiting_record(seq, sid, sig, deadline, now_ms()),
             AuditDraft(
                 kind="signal.rejected",
@@ -552,12 +535,18 @@ class WorkflowContext:
     def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:
         """Publish an event once (written with the next checkpoint); awaiting the result is optional."""
         sid = step_id or self._peek_id(f"__emit:{event}:")
-        seq, rec = self._next(sid, "emit", user=step_id is not None)
+        seq, rec = self._next(sid, StepKind.EMIT, user=step_id is not None)
         if rec is None:
             data = _codec.dumps(payload, what=f"payload of event {event!r}", step_id=sid)
             self._buffer(
-                sid,
-                encode_record(seq, "emit", "completed", at_ms=now_ms(), meta={"event": event}, step_id=sid),
+                StepRecord(
+                    sid,
+                    seq,
+                    StepKind.EMIT,
+                    StepStatus.COMPLETED,
+                    at=ms_to_dt(now_ms()),
+                    meta={"event": event},
+                ),
                 AuditDraft(kind="emit", message=f"emitted {event}", step_id=sid, data=data),
             )
             self._pending.events.append((event, data))
@@ -566,36 +555,35 @@ class WorkflowContext:
     def note(self, message: str, meta: Mapping[str, Any] | None = None) -> _Done:
         """An audit note, written once however often the workflow replays."""
         sid = self._peek_id("__note:")
-        seq, rec = self._next(sid, "note", user=False)
+        seq, rec = self._next(sid, StepKind.NOTE, user=False)
         if rec is None:
             data = _codec.dumps(dict(meta) if meta else None, what="note meta", step_id=sid)
             self._buffer(
-                sid,
-                encode_record(seq, "note", "completed", at_ms=now_ms(), step_id=sid),
+                StepRecord(sid, seq, StepKind.NOTE, StepStatus.COMPLETED, at=ms_to_dt(now_ms())),
                 AuditDraft(kind="note", message=str(message), step_id=sid, data=data),
             )
         return _Done()
 
-    def _recorded_value(self, prefix: str, kind: str, make: Callable[[], Any]) -> Any:
+    def _recorded_value(self, prefix: str, kind: StepKind, make: Callable[[], Any]) -> Any:
         sid = self._peek_id(prefix)
         seq, rec = self._next(sid, kind, user=False)
         if rec is not None:
-            return rec.get("result")
+            return rec.result
         value = make()
-        self._buffer(sid, encode_record(seq, kind, "completed", result=value, at_ms=now_ms(), step_id=sid))
+        self._buffer(StepRecord(sid, seq, kind, StepStatus.COMPLETED, result=value, at=ms_to_dt(now_ms())))
         return value
 
     def now(self) -> datetime:
         """The current time, recorded: replay returns the same instant."""
         return datetime.fromisoformat(
-            self._recorded_value("__now:", "now", lambda: datetime.now(UTC).isoformat())
+            self._recorded_value("__now:", StepKind.NOW, lambda: datetime.now(UTC).isoformat())
         )
 
     def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(self._recorded_value("__uuid:", "uuid", lambda: str(uuid.uuid4())))
+        return uuid.UUID(self._recorded_value("__uuid:", StepKind.UUID, lambda: str(uuid.uuid4())))
 
     def random(self) -> float:
-        return float(self._recorded_value("__random:", "random", _random.random))
+        return float(self._recorded_value("__random:", StepKind.RANDOM, _random.random))
 
     # ------------------------------------------------------------------ control flow
     async def switch(
@@ -607,9 +595,9 @@ class WorkflowContext:
     ) -> Any:
         """Run the first branch whose `match` fits `value`, once; replay returns its stored result."""
         parsed = [Branch.of(b) for b in branches]
-        seq, rec = self._next(step_id, "switch", user=True)
-        if rec is not None and rec["status"] == "completed":
-            return rec.get("result")
+        seq, rec = self._next(step_id, StepKind.SWITCH, user=True)
+        if rec is not None and rec.status == StepStatus.COMPLETED:
+            return rec.result
         chosen = next((b for b in parsed if b.matches(value)), None)
         if chosen is None:
             if default is None:
@@ -624,15 +612,14 @@ class WorkflowContext:
         result = await self._call(fn, (value,) if _takes_argument(fn) else (), {})
         plain = _codec.to_plain(result, what=f"result of switch {step_id!r}", step_id=step_id)
         self._buffer(
-            step_id,
-            encode_record(
+            StepRecord(
+                step_id,
                 seq,
-                "switch",
-                "completed",
+                StepKind.SWITCH,
+                StepStatus.COMPLETED,
                 result=plain,
-                at_ms=now_ms(),
+                at=ms_to_dt(now_ms()),
                 meta={"branch": chosen.id},
-                step_id=step_id,
             ),
             AuditDraft(kind="switch", message=f"switch {step_id} took branch {chosen.id}", step_id=step_id),
         )
@@ -646,15 +633,14 @@ class WorkflowContext:
             sid, fn, result, policy = self._compensations.pop()
             args = (result,) if _takes_argument(fn) else ()
             await self._step(
-                f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind="compensation"
+                f"rollback:{sid}", fn, args, {}, policy, None, None, user=False, kind=StepKind.COMPENSATION
             )
 
 
-def _waiting_record(seq: int, sid: str, sig: Signal[Any], deadline: int | None, at_ms: int) -> bytes:
+def _waiting_record(seq: int, sid: str, sig: Signal[Any], deadline: int | None, at_ms: int) -> StepRecord:
     """A signal wait's record while it waits (also what a rejected payload puts back)."""
-    return encode_record(
-        seq, "signal", "waiting", at_ms=at_ms, meta={"signal": sig.name, "deadline": deadline}, step_id=sid
-    )
+    meta = {"signal": sig.name, "deadline": deadline}
+    return StepRecord(sid, seq, StepKind.SIGNAL, StepStatus.WAITING, at=ms_to_dt(at_ms), meta=meta)
 
 
 def _outside(name: str) -> DurableError:
