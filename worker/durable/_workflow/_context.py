@@ -9,38 +9,34 @@ workflow can see a value that is not yet durable.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import random as _random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _codec
 from .._errors import (
-    ActivationAbandoned,
-    Cancelled,
     DurableError,
     InvalidStepId,
     NoMatchingBranch,
     NonDeterminismError,
     SignalPayloadError,
     StepFailedError,
-    Suspend,
     describe_exception,
 )
 from .._history import PAYLOAD_SLOT, StepKind, StepRecord, StepStatus, signal_result, timeout_result
 from .._records import Status, ms_to_dt
 from .._records import now_ms as now_ms
-from .._store._base import AuditDraft, Checkpoint, SignalWait
+from .._store._base import AuditDraft, SignalWait
+from ._activation import Activation
 from ._definitions import NO_RETRY, Branch, RetryPolicy, Signal, StepId, resolve_signal, seconds
 
 if TYPE_CHECKING:
-    from .._store._base import Store
+    pass
 
 RESERVED_PREFIXES = ("__", "rollback:")
 
@@ -81,47 +77,20 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
     )
 
 
-class _Run:
-    """What one activation needs from its worker: the store, the fencing token, the clock."""
-
-    __slots__ = ("ack", "execution_id", "executor", "forbid_bodies", "store", "token", "worker_id")
-
-    def __init__(
-        self,
-        store: Store,
-        execution_id: str,
-        token: int,
-        worker_id: str,
-        executor: Executor | None,
-        *,
-        forbid_bodies: bool = False,
-        ack: str | None = None,
-    ) -> None:
-        self.store = store
-        self.execution_id = execution_id
-        # The queue entry that started this run: the store acknowledges it with the suspension or
-        # the final write, in the same atomic step.
-        self.ack = ack
-        self.token = token
-        self.worker_id = worker_id
-        self.executor = executor
-        # Replay tests: a step whose body would run means the history is incomplete.
-        self.forbid_bodies = forbid_bodies
-
-
 class WorkflowContext:
     """Passed to every workflow function as its first argument."""
 
     def __init__(
         self,
-        run: _Run | None,
+        activation: Activation | None,
         *,
         execution_id: str,
         workflow_id: str,
         history: Mapping[str, bytes],
         attempt: int = 1,
     ) -> None:
-        self._run = run
+        # The worker's side: commits, suspensions, step bodies (a detached one when no worker runs this).
+        self._activation = activation if activation is not None else Activation(None, execution_id)
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.attempt = attempt
@@ -129,16 +98,13 @@ class WorkflowContext:
         self._by_seq = {rec.seq: step_id for step_id, rec in self._history.items() if rec.seq >= 0}
         self._seq = 0
         self._seen: set[str] = set()
-        self._pending = Checkpoint()
         self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
-        # Set once a checkpoint could not be committed: the activation is over, whatever the
-        # workflow code does with the exception (see `ActivationAbandoned`).
-        self._abandoned: ActivationAbandoned | None = None
 
     # ------------------------------------------------------------------ replay bookkeeping
     def _next(self, step_id: str, kind: StepKind, *, user: bool) -> tuple[int, StepRecord | None]:
-        if self._abandoned is not None:
-            raise self._abandoned
+        abandoned = self._activation.abandoned
+        if abandoned is not None:
+            raise abandoned
         if not isinstance(step_id, str) or not step_id:
             raise InvalidStepId(f"step id must be a non-empty string, got {step_id!r}", step_id=str(step_id))
         if user and step_id.startswith(RESERVED_PREFIXES):
@@ -182,88 +148,6 @@ class WorkflowContext:
 
     def _peek_id(self, prefix: str) -> str:
         return f"{prefix}{self._seq + 1}"
-
-    def _buffer(self, record: StepRecord, audit: AuditDraft | None = None) -> None:
-        self._pending.records.append((record.step_id, record.encode()))
-        if audit is not None:
-            self._pending.audit.append(audit)
-
-    def _take_pending(self) -> Checkpoint:
-        cp, self._pending = self._pending, Checkpoint()
-        return cp
-
-    def _require_run(self) -> _Run:
-        if self._run is None:
-            raise DurableError("this context is not attached to a worker run")
-        return self._run
-
-    def _abandon(self, cause: BaseException) -> ActivationAbandoned:
-        """A store call failed: whatever the cause, it is the engine's to handle, not the workflow's."""
-        self._abandoned = ActivationAbandoned(cause)
-        return self._abandoned
-
-    async def _commit(self, cp: Checkpoint) -> None:
-        run = self._require_run()
-        try:
-            cancelled = await run.store.commit(run.execution_id, run.token, cp, now_ms())
-        except Exception as exc:
-            raise self._abandon(exc) from exc
-        if cancelled:
-            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
-
-    async def _flush(self) -> None:
-        if self._pending:
-            await self._commit(self._take_pending())
-
-    async def _suspend(
-        self,
-        status: Status,
-        *,
-        wake_at_ms: int | None,
-        timer_id: str | None,
-        wait: SignalWait | None = None,
-    ) -> tuple[str, bytes | None]:
-        run = self._require_run()
-        try:
-            outcome = await run.store.suspend(
-                run.execution_id,
-                run.token,
-                self._take_pending(),
-                now_ms(),
-                status=status,
-                wake_at_ms=wake_at_ms,
-                timer_id=timer_id,
-                wait=wait,
-                ack=run.ack,
-            )
-        except Exception as exc:
-            raise self._abandon(exc) from exc
-        if outcome.kind == "cancelled":
-            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
-        if outcome.kind == "suspended":
-            raise Suspend(status.value)
-        return outcome.kind, outcome.payload
-
-    async def _call(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        if self._run is not None and self._run.forbid_bodies:
-            raise AssertionError(
-                f"execution {self.execution_id!r}: replay reached a step body the history does not hold"
-            )
-        if inspect.iscoroutinefunction(fn):
-            return await fn(*args, **kwargs)
-        run = self._run
-        executor = run.executor if run else None
-        # The worker's step threads (`run`) hand the result straight to the loop, skipping the
-        # executor future's extra hop; the workflow part knows them only by that method.
-        hand_off = getattr(executor, "run", None)
-        if hand_off is not None:
-            result = await hand_off(lambda: fn(*args, **kwargs))
-        else:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
-        if inspect.isawaitable(result):
-            result = await result
-        return result
 
     # ------------------------------------------------------------------ steps
     async def step(
@@ -311,11 +195,11 @@ class WorkflowContext:
             attempt = rec.attempt + 1
             next_at = int(rec.meta.get("next_at", 0))
             if now_ms() < next_at:
-                await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
-        await self._flush()
+                await self._activation.suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
+        await self._activation.flush()
         started = now_ms()
         try:
-            result = await self._call(fn, args, kwargs)
+            result = await self._activation.call(fn, args, kwargs)
         except Exception as exc:
             error = describe_exception(exc)
             if policy.should_retry(exc, attempt):
@@ -331,27 +215,27 @@ class WorkflowContext:
                     at=ms_to_dt(now_ms()),
                     meta={"next_at": next_at},
                 )
-                self._buffer(
+                self._activation.buffer(
                     record,
                     AuditDraft(
                         kind="step.retry",
                         message=f"step {sid} attempt {attempt} failed: {error['message'][:200]}; retry in {delay_ms} ms",
                         step_id=sid,
                     ),
+                    current=True,
                 )
-                self._pending.current_step = sid
-                await self._suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
+                await self._activation.suspend(Status.SLEEPING, wake_at_ms=next_at, timer_id=f"retry:{sid}")
             record = StepRecord(
                 sid, seq, kind, StepStatus.FAILED, error=error, attempt=attempt, at=ms_to_dt(now_ms())
             )
-            self._buffer(
+            self._activation.buffer(
                 record,
                 AuditDraft(
                     kind="step.failed", message=f"step {sid} failed: {error['message'][:200]}", step_id=sid
                 ),
+                current=True,
             )
-            self._pending.current_step = sid
-            await self._flush()
+            await self._activation.flush()
             raise StepFailedError(
                 f"step {sid!r} failed after {attempt} attempt(s): {type(exc).__name__}: {exc}",
                 step_id=sid,
@@ -370,9 +254,12 @@ class WorkflowContext:
             at=ms_to_dt(finished),
             meta={"ms": finished - started},
         )
-        self._buffer(record, AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid))
-        self._pending.current_step = sid
-        await self._flush()
+        self._activation.buffer(
+            record,
+            AuditDraft(kind="step.completed", message=f"step {sid} completed", step_id=sid),
+            current=True,
+        )
+        await self._activation.flush()
         if compensate is not None:
             self._compensations.append((sid, compensate, plain, policy))
         return typed.parse(plain) if typed else plain
@@ -391,7 +278,7 @@ class WorkflowContext:
         if rec is not None:
             until = int(rec.meta.get("until", now))
             if now >= until:
-                self._buffer(
+                self._activation.buffer(
                     StepRecord(
                         sid,
                         seq,
@@ -404,14 +291,14 @@ class WorkflowContext:
                 return
         else:
             until = now + int(secs * 1000)
-            self._buffer(
+            self._activation.buffer(
                 StepRecord(
                     sid, seq, StepKind.SLEEP, StepStatus.SLEEPING, at=ms_to_dt(now), meta={"until": until}
                 ),
                 AuditDraft(kind="sleep", message=f"sleeping {secs:g} s", step_id=sid),
+                current=True,
             )
-            self._pending.current_step = sid
-        await self._suspend(Status.SLEEPING, wake_at_ms=until, timer_id=sid)
+        await self._activation.suspend(Status.SLEEPING, wake_at_ms=until, timer_id=sid)
 
     async def wait_for_signal(
         self,
@@ -454,13 +341,13 @@ class WorkflowContext:
         else:
             now = now_ms()
             deadline = now + int(seconds(timeout) * 1000) if timeout is not None else None
-            self._buffer(
+            self._activation.buffer(
                 _waiting_record(seq, sid, sig, deadline, now),
                 AuditDraft(kind="wait", message=f"waiting for signal {sig.name}", step_id=sid),
+                current=True,
             )
-            self._pending.current_step = sid
         while True:
-            kind, payload = await self._suspend(
+            kind, payload = await self._activation.suspend(
                 Status.WAITING,
                 wake_at_ms=deadline,
                 timer_id=sid,
@@ -520,7 +407,7 @@ class WorkflowContext:
         payload: Any,
     ) -> None:
         """Buffer the rejection of a consumed payload: the wait's record back to waiting, and the audit."""
-        self._buffer(
+        self._activation.buffer(
             _waiting_record(seq, sid, sig, deadline, now_ms()),
             AuditDraft(
                 kind="signal.rejected",
@@ -528,8 +415,8 @@ class WorkflowContext:
                 step_id=sid,
                 data=_codec.dumps(payload, what=f"payload of signal {sig.name!r}", step_id=sid),
             ),
+            current=True,
         )
-        self._pending.current_step = sid
 
     # ------------------------------------------------------------------ replay-safe records
     def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:
@@ -538,7 +425,7 @@ class WorkflowContext:
         seq, rec = self._next(sid, StepKind.EMIT, user=step_id is not None)
         if rec is None:
             data = _codec.dumps(payload, what=f"payload of event {event!r}", step_id=sid)
-            self._buffer(
+            self._activation.buffer(
                 StepRecord(
                     sid,
                     seq,
@@ -549,7 +436,7 @@ class WorkflowContext:
                 ),
                 AuditDraft(kind="emit", message=f"emitted {event}", step_id=sid, data=data),
             )
-            self._pending.events.append((event, data))
+            self._activation.buffer_event(event, data)
         return _Done()
 
     def note(self, message: str, meta: Mapping[str, Any] | None = None) -> _Done:
@@ -558,7 +445,7 @@ class WorkflowContext:
         seq, rec = self._next(sid, StepKind.NOTE, user=False)
         if rec is None:
             data = _codec.dumps(dict(meta) if meta else None, what="note meta", step_id=sid)
-            self._buffer(
+            self._activation.buffer(
                 StepRecord(sid, seq, StepKind.NOTE, StepStatus.COMPLETED, at=ms_to_dt(now_ms())),
                 AuditDraft(kind="note", message=str(message), step_id=sid, data=data),
             )
@@ -570,7 +457,9 @@ class WorkflowContext:
         if rec is not None:
             return rec.result
         value = make()
-        self._buffer(StepRecord(sid, seq, kind, StepStatus.COMPLETED, result=value, at=ms_to_dt(now_ms())))
+        self._activation.buffer(
+            StepRecord(sid, seq, kind, StepStatus.COMPLETED, result=value, at=ms_to_dt(now_ms()))
+        )
         return value
 
     def now(self) -> datetime:
@@ -607,11 +496,11 @@ class WorkflowContext:
                     value=repr(value)[:200],
                 )
             chosen = default if isinstance(default, Branch) else Branch(id="default", match=None, run=default)
-        await self._flush()
+        await self._activation.flush()
         fn = chosen.run
-        result = await self._call(fn, (value,) if _takes_argument(fn) else (), {})
+        result = await self._activation.call(fn, (value,) if _takes_argument(fn) else (), {})
         plain = _codec.to_plain(result, what=f"result of switch {step_id!r}", step_id=step_id)
-        self._buffer(
+        self._activation.buffer(
             StepRecord(
                 step_id,
                 seq,
@@ -622,9 +511,9 @@ class WorkflowContext:
                 meta={"branch": chosen.id},
             ),
             AuditDraft(kind="switch", message=f"switch {step_id} took branch {chosen.id}", step_id=step_id),
+            current=True,
         )
-        self._pending.current_step = step_id
-        await self._flush()
+        await self._activation.flush()
         return plain
 
     async def rollback(self) -> None:
