@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._history import StepKind
-from ._context import SignalResult, WorkflowContext, _Done
+from ._context import SignalResult, WorkflowContext
 from ._definitions import Branch, RetryPolicy, Signal, StepId, WorkflowDef, resolve_signal, seconds
+from ._replay import _Done
 
 
 class _Anything:
