@@ -7,6 +7,7 @@ today must be the same bytes an older worker would have written for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -163,6 +164,19 @@ def test_kinds_and_statuses_are_plain_strings_to_users() -> None:
     assert type(as_dict["kind"]) is str and type(as_dict["status"]) is str
     assert json.dumps(as_dict["kind"]) == '"step"'
     assert durable.StepRecord is StepRecord
+
+
+def test_the_record_stays_a_frozen_dataclass_with_the_old_fields() -> None:
+    record = StepRecord("s", 1, StepKind.STEP, StepStatus.COMPLETED)
+    assert [f.name for f in dataclasses.fields(record)] == [
+        "step_id", "seq", "kind", "status", "result", "error", "attempt", "at", "meta",
+    ]  # fmt: skip
+    assert record.meta == {} and record.attempt == 1 and record.at is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.seq = 2  # type: ignore[misc]
+    moved = dataclasses.replace(record, seq=2, meta={"ms": 1})
+    assert moved == StepRecord("s", 2, StepKind.STEP, StepStatus.COMPLETED, meta={"ms": 1}) != record
+    assert dataclasses.asdict(moved)["meta"] == {"ms": 1}
 
 
 def test_the_consumed_signal_halves_are_the_old_splice() -> None:
