@@ -188,8 +188,8 @@ class StepRecord:
             data.get("result"),
             data.get("error"),
             int(data.get("attempt", 1)),
-            # `_records.ms_to_dt`, which imports this module (it re-exports `StepRecord`).
-            None if at is None else datetime.fromtimestamp(at / 1000, tz=UTC),
+            # `_records.ms_to_dt`, inlined: that module imports this one (it re-exports `StepRecord`).
+            None if at is None else datetime.fromtimestamp(at / 1000, UTC),
             data.get("meta") or {},
         )
 
