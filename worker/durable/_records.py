@@ -40,7 +40,7 @@ def now_ms() -> int:
 def ms_to_dt(ms: int | None) -> datetime | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def dt_to_ms(dt: datetime) -> int:
