@@ -596,11 +596,11 @@ async def test_a_sender_without_the_model_is_checked_by_the_waiter_schema_first(
     with pytest.raises(SignalPayloadError, match="n: field required"):
         await sender.signal("e", "poke.raw", {"m": 1})
     record = await store.get_execution("e")
-    assert record is not None and record.status == Status.WAITING and not store._execs["e"].signals
+    assert record is not None and record.status == Status.WAITING and not store._state.execs["e"].signals
     # Published by a newer worker: a string. The waiter's own schema still decides for its wait.
     await store.publish_signal_schemas({"poke.raw": b'{"type":"string"}'})
     late = Durable(store=store)
     assert await late.signal("e", "poke.raw", {"n": 1})
     with pytest.raises(SignalPayloadError):
         await late.signal("e", "poke.raw", {"n": "x"})
-    assert [list(q) for q in store._execs["e"].signals.values()] == [[b'{"n":1}']]
+    assert [list(q) for q in store._state.execs["e"].signals.values()] == [[b'{"n":1}']]

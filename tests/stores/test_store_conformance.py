@@ -250,7 +250,7 @@ async def test_a_record_without_an_input_hash_matches_on_the_workflow_only(store
         async with redis_client(store) as client:
             await client.hdel(store.keys.exec("e1"), "input_hash")
     else:
-        store._execs["e1"].input_hash = ""  # type: ignore[attr-defined]
+        store._state.execs["e1"].input_hash = ""  # type: ignore[attr-defined]
     rec = await store.get_execution("e1")
     assert rec is not None and rec.input_hash is None and rec.run == 1
     assert await store.create_execution(new_exec(input=b'{"n":99}')) is False

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NewType
+
+# One checkpoint of a history; it lives with its encoding, and is re-exported here with the other records.
+from ._history import StepRecord as StepRecord
 
 ExecutionId = NewType("ExecutionId", str)
 WorkflowId = NewType("WorkflowId", str)
@@ -28,10 +32,15 @@ class Status(enum.StrEnum):
 FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
+def now_ms() -> int:
+    """The wall clock in ms since the epoch, the unit of every stored time (like Redis' PX)."""
+    return int(time.time() * 1000)
+
+
 def ms_to_dt(ms: int | None) -> datetime | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def dt_to_ms(dt: datetime) -> int:
@@ -78,34 +87,6 @@ class ExecutionRecord:
                 value = value.value
             out[name] = value
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One checkpoint of an execution's history."""
-
-    step_id: str
-    seq: int
-    kind: str
-    status: str
-    result: Any = None
-    error: dict[str, Any] | None = None
-    attempt: int = 1
-    at: datetime | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step_id": self.step_id,
-            "seq": self.seq,
-            "kind": self.kind,
-            "status": self.status,
-            "result": self.result,
-            "error": self.error,
-            "attempt": self.attempt,
-            "at": self.at.isoformat() if self.at else None,
-            "meta": self.meta,
-        }
 
 
 @dataclass(frozen=True, slots=True)

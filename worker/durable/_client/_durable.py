@@ -17,11 +17,12 @@ from .._errors import (
     InvalidStepId,
     SignalPayloadError,
 )
+from .._history import StepKind, StepRecord, StepStatus, signal_result
 from .._records import (
     AuditEntry,
     Status,
-    StepRecord,
     ms_to_dt,
+    now_ms,
 )
 from .._store._base import (
     CHECKED_BY_MODEL,
@@ -31,7 +32,6 @@ from .._store._base import (
 )
 from .._store._memory import MemoryStore
 from .._worker._worker import Worker
-from .._workflow._context import encode_record, now_ms
 from .._workflow._definitions import (
     Signal,
     WorkflowDef,
@@ -73,18 +73,7 @@ def _default_actor() -> str:
 
 
 def decode_step(step_id: str, raw: bytes) -> StepRecord:
-    data = _codec.loads(raw)
-    return StepRecord(
-        step_id=step_id,
-        seq=int(data.get("seq", -1)),
-        kind=str(data.get("kind", "step")),
-        status=str(data.get("status", "completed")),
-        result=data.get("result"),
-        error=data.get("error"),
-        attempt=int(data.get("attempt", 1)),
-        at=ms_to_dt(data.get("at")),
-        meta=data.get("meta") or {},
-    )
+    return StepRecord.decode(step_id, raw)
 
 
 class Durable(ExecutionClient):
@@ -231,33 +220,29 @@ class Durable(ExecutionClient):
         For a signal wait, `result` is the payload: validated like `signal`'s (model or stored schema;
         `SignalPayloadError` writes nothing)."""
         raw = (await self.store.load_steps(execution_id)).get(step_id)
-        seq, kind = -1, "step"
+        stuck = StepRecord.decode(step_id, raw) if raw is not None else None
+        seq, kind = (stuck.seq, stuck.kind) if stuck is not None else (-1, StepKind.STEP)
         meta: dict[str, Any] = {}
-        if raw is not None:
-            data = _codec.loads(raw)
-            seq, kind = int(data.get("seq", -1)), str(data.get("kind", "step"))
-            meta = data.get("meta") or {}
         value: Any = _codec.to_plain(result, what=f"result for step {step_id!r}", step_id=step_id)
-        if kind == "signal":
+        if stuck is not None and kind == StepKind.SIGNAL:
+            meta = stuck.meta
             name = meta.get("signal")
             if isinstance(name, str) and name:
                 value = await self._checked_payload(
                     execution_id, resolve_signal(name), value, what=f"result for step {step_id!r}"
                 )
                 meta = {"signal": name, **({"deadline": meta["deadline"]} if meta.get("deadline") else {})}
-            value = {"kind": "signal", "payload": value}
-        else:
-            meta = {}
-        record = encode_record(
+            value = signal_result(value)
+        record = StepRecord(
+            step_id,
             seq,
             kind,
-            "completed",
+            StepStatus.COMPLETED,
             result=value,
-            at_ms=now_ms(),
+            at=ms_to_dt(now_ms()),
             meta={**meta, "skipped_by": actor or self.actor},
-            step_id=step_id,
         )
-        await self.store.skip_step(execution_id, step_id, record, actor or self.actor, now_ms())
+        await self.store.skip_step(execution_id, step_id, record.encode(), actor or self.actor, now_ms())
 
     async def recover(self) -> int:
         """Kick every incomplete execution that nothing else will wake (run on worker start-up)."""

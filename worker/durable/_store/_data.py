@@ -132,6 +132,9 @@ class SignalWait:
     If a payload is buffered, the store pops it and stores `record_prefix + payload +
     record_suffix` under `step_id` (so replay returns the same payload). Else, if
     `deadline_ms` has passed, it stores `timeout_record` under `step_id`. Else it suspends.
+    The store joins bytes and parses nothing: the halves are a consumed signal's step record cut
+    where its payload goes (`StepRecord.split_at_slot`; `durable._history` lists the few record
+    fields a store may read).
     `schema` is the encoded JSON Schema of the signal's payload (None if untyped): the store keeps
     it with the execution, so that a sender without the signal's model can validate against it
     (`Store.signal_schema`).

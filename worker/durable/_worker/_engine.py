@@ -2,7 +2,9 @@
 
 acquire (lease + whole history, one round trip) → run the workflow from the top through
 a `WorkflowContext` → finish, or a committed suspension, or abandon on a lost lease.
-The engine keeps nothing about an execution once the activation ends.
+The engine talks to the run through its `Activation` (what is left to write, whether a store
+fault abandoned it), never through the context's internals. It keeps nothing about an execution
+once the activation ends.
 
 A store fault during the activation (the store unreachable or slow, the lease lost) reaches the
 workflow as `ActivationAbandoned`, which `except Exception` cannot catch; the engine then writes
@@ -22,9 +24,10 @@ from typing import Literal
 from .. import _codec
 from .._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
 from .._metrics import METRICS
-from .._records import Status
+from .._records import Status, now_ms
 from .._store._base import Store
-from .._workflow._context import WorkflowContext, _Run, current_context, now_ms
+from .._workflow._activation import Activation
+from .._workflow._context import WorkflowContext, current_context
 from .._workflow._definitions import WorkflowDef
 
 log = logging.getLogger("durable.engine")
@@ -94,7 +97,7 @@ class Engine:
             await store.add_timer(execution_id, "unserved", now_ms() + _UNSERVED_RETRY_MS)
             return "unserved"
         self.active[execution_id] = token
-        run = _Run(
+        activation = Activation(
             store,
             execution_id,
             token,
@@ -104,7 +107,7 @@ class Engine:
             ack=entry_id,
         )
         ctx = WorkflowContext(
-            run,
+            activation,
             execution_id=execution_id,
             workflow_id=record.workflow_id,
             history=acquired.steps,
@@ -112,7 +115,7 @@ class Engine:
         )
         reset = current_context.set(ctx)
         try:
-            return await self._drive(definition, ctx, record.input, token)
+            return await self._drive(definition, ctx, activation, record.input)
         except StoreUnavailable:
             # Nothing more was written; the caller retries after a back-off.
             self._unreleased[execution_id] = token
@@ -122,10 +125,11 @@ class Engine:
             self.active.pop(execution_id, None)
 
     async def _drive(
-        self, definition: WorkflowDef, ctx: WorkflowContext, stored_input: object, token: int
+        self, definition: WorkflowDef, ctx: WorkflowContext, activation: Activation, stored_input: object
     ) -> Outcome:
         store = self.store
-        execution_id = ctx.execution_id
+        execution_id = activation.execution_id
+        token = activation.token
         workflow_id = definition.workflow_id
         try:
             try:
@@ -140,34 +144,34 @@ class Engine:
                 METRICS.finished(workflow_id, "cancelled")
                 return "cancelled"
             except ActivationAbandoned as abandoned:
-                raise _abandoned(ctx, abandoned) from None
+                raise _abandoned(execution_id, abandoned) from None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if ctx._abandoned is not None:  # the workflow caught the abandonment and raised anew
-                    raise _abandoned(ctx, ctx._abandoned) from None
+                if activation.abandoned is not None:  # the workflow caught the abandonment and raised anew
+                    raise _abandoned(execution_id, activation.abandoned) from None
                 log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
                 await store.finish(
                     execution_id,
                     token,
-                    ctx._take_pending(),
+                    activation.take_checkpoint(),
                     now_ms(),
                     status=Status.FAILED,
                     error=_codec.dumps(describe_exception(exc), what="error"),
-                    ack=ctx._run.ack if ctx._run else None,
+                    ack=activation.ack,
                 )
                 METRICS.finished(workflow_id, "failed")
                 return "failed"
-            if ctx._abandoned is not None:  # the workflow caught the abandonment and returned
-                raise _abandoned(ctx, ctx._abandoned) from None
+            if activation.abandoned is not None:  # the workflow caught the abandonment and returned
+                raise _abandoned(execution_id, activation.abandoned) from None
             await store.finish(
                 execution_id,
                 token,
-                ctx._take_pending(),
+                activation.take_checkpoint(),
                 now_ms(),
                 status=Status.COMPLETED,
                 result=encoded,
-                ack=ctx._run.ack if ctx._run else None,
+                ack=activation.ack,
             )
             METRICS.finished(workflow_id, "completed")
             return "completed"
@@ -187,12 +191,12 @@ class Engine:
             log.exception("execution %s: could not hand back on shutdown", execution_id)
 
 
-def _abandoned(ctx: WorkflowContext, abandoned: ActivationAbandoned) -> BaseException:
+def _abandoned(execution_id: str, abandoned: ActivationAbandoned) -> BaseException:
     """What an abandoned activation raises to its caller: the store fault that caused it."""
     cause = abandoned.cause
     log.warning(
         "execution %s: a checkpoint could not be committed (%s: %s); abandoning this activation",
-        ctx.execution_id,
+        execution_id,
         type(cause).__name__,
         cause,
     )

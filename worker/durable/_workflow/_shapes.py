@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._context import SignalResult, WorkflowContext, _Done
+from .._history import StepKind
+from ._context import SignalResult, WorkflowContext
 from ._definitions import Branch, RetryPolicy, Signal, StepId, WorkflowDef, resolve_signal, seconds
+from ._replay import _Done
 
 
 class _Anything:
@@ -125,13 +127,13 @@ class _DescribeContext(WorkflowContext):
         **kwargs: Any,
     ) -> Any:
         sid = step_id.id if isinstance(step_id, StepId) else step_id
-        self._next(sid, "step", user=True)
+        self._next(sid, StepKind.STEP, user=True)
         self._add("step", sid, compensated=compensate is not None)
         return _Anything()
 
     async def sleep(self, duration: float | timedelta, *, step_id: str | None = None) -> None:
         sid = step_id or self._peek_id("__sleep:")
-        self._next(sid, "sleep", user=step_id is not None)
+        self._next(sid, StepKind.SLEEP, user=step_id is not None)
         self._add("sleep", sid, seconds=seconds(duration))
 
     async def wait_for_signal(
@@ -143,7 +145,7 @@ class _DescribeContext(WorkflowContext):
     ) -> Any:
         sig = resolve_signal(signal)
         sid = step_id or self._peek_id(f"__signal:{sig.name}:")
-        self._next(sid, "signal", user=step_id is not None)
+        self._next(sid, StepKind.SIGNAL, user=step_id is not None)
         self._add(
             "waitForSignal", sid, signal=sig.name, timeout=None if timeout is None else seconds(timeout)
         )
@@ -151,13 +153,13 @@ class _DescribeContext(WorkflowContext):
 
     def emit(self, event: str, payload: Any = None, *, step_id: str | None = None) -> _Done:
         sid = step_id or self._peek_id(f"__emit:{event}:")
-        self._next(sid, "emit", user=step_id is not None)
+        self._next(sid, StepKind.EMIT, user=step_id is not None)
         self._add("emit", sid, event=event)
         return _Done()
 
     def note(self, message: str, meta: Mapping[str, Any] | None = None) -> _Done:
         sid = self._peek_id("__note:")
-        self._next(sid, "note", user=False)
+        self._next(sid, StepKind.NOTE, user=False)
         self._add("note", sid, message=str(message))
         return _Done()
 
@@ -172,7 +174,7 @@ class _DescribeContext(WorkflowContext):
         default: Callable[..., Any] | Branch | None = None,
     ) -> Any:
         parsed = [Branch.of(b) for b in branches]
-        self._next(step_id, "switch", user=True)
+        self._next(step_id, StepKind.SWITCH, user=True)
         ids = [b.id for b in parsed] + (["default"] if default is not None else [])
         self._add("switch", step_id, branches=ids)
         return _Anything()

@@ -1,60 +1,28 @@
-"""Schedules for the in-process store (mixed into `MemoryStore`).
-
-The state lives in one attribute created on first use, so the store's own
-`__init__` need not know about it. As in the rest of `MemoryStore`, no method
-awaits between its reads and writes, which makes each one atomic on one loop.
-"""
+"""`MemoryStore`'s `ScheduleStore`: schedule records, their due times, and the atomic claim of due slots."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import itertools
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from .._records import AuditEntry
-from ._base import AuditDraft
-from ._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
-
-_AUDIT_CAP = 1_000
+from ..._records import AuditEntry
+from .._data import AuditDraft
+from .._schedules_base import ScheduleClaim, ScheduleRecord, ScheduleStore
+from ._state import MemoryPart, Schedules, append_audit, audit_log, changed
 
 
-@dataclass
-class _SchedState:
-    records: dict[str, ScheduleRecord] = field(default_factory=dict)
-    due: dict[str, int] = field(default_factory=dict)  # schedule id -> due ms
-    audit: dict[str, deque[AuditEntry]] = field(default_factory=dict)
-    audit_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+def _audit(state: Schedules, schedule_id: str, drafts: Sequence[AuditDraft], now_ms: int) -> None:
+    append_audit(state.audit.setdefault(schedule_id, audit_log()), drafts, now_ms, state.audit_seq)
 
 
-class MemoryScheduleStore(ScheduleStore):
-    _sched: _SchedState
+def _set_due(state: Schedules, rec: ScheduleRecord) -> None:
+    if rec.paused or rec.next_ms is None:
+        state.due.pop(rec.schedule_id, None)
+    else:
+        state.due[rec.schedule_id] = rec.next_ms
 
-    def _sched_state(self) -> _SchedState:
-        try:
-            return self._sched
-        except AttributeError:
-            self._sched = _SchedState()
-            return self._sched
 
-    def _sched_audit(
-        self, state: _SchedState, schedule_id: str, drafts: Sequence[AuditDraft], now_ms: int
-    ) -> None:
-        log = state.audit.setdefault(schedule_id, deque(maxlen=_AUDIT_CAP))
-        for d in drafts:
-            log.append(d.to_entry(f"{now_ms}-{next(state.audit_seq)}", now_ms))
-
-    @staticmethod
-    def _sched_set_due(state: _SchedState, rec: ScheduleRecord) -> None:
-        if rec.paused or rec.next_ms is None:
-            state.due.pop(rec.schedule_id, None)
-        else:
-            state.due[rec.schedule_id] = rec.next_ms
-
+class MemorySchedules(MemoryPart, ScheduleStore):
     async def put_schedule(
         self,
         schedule_id: str,
@@ -66,7 +34,7 @@ class MemoryScheduleStore(ScheduleStore):
         create: bool,
         audit: Sequence[AuditDraft] = (),
     ) -> ScheduleRecord | None:
-        state = self._sched_state()
+        state = self._state.schedules
         old = state.records.get(schedule_id)
         if old is None:
             if not create:
@@ -89,20 +57,20 @@ class MemoryScheduleStore(ScheduleStore):
                 old, spec=spec, paused=paused, next_ms=next_ms, updated_ms=now_ms, token=old.token + 1
             )
         state.records[schedule_id] = rec
-        self._sched_set_due(state, rec)
-        self._sched_audit(state, schedule_id, audit, now_ms)
+        _set_due(state, rec)
+        _audit(state, schedule_id, audit, now_ms)
         state.changed.set()
         return rec
 
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        return self._sched_state().records.get(schedule_id)
+        return self._state.schedules.records.get(schedule_id)
 
     async def list_schedules(self) -> list[ScheduleRecord]:
-        records = self._sched_state().records
+        records = self._state.schedules.records
         return [records[k] for k in sorted(records)]
 
     async def delete_schedule(self, schedule_id: str) -> bool:
-        state = self._sched_state()
+        state = self._state.schedules
         state.due.pop(schedule_id, None)
         state.audit.pop(schedule_id, None)
         found = state.records.pop(schedule_id, None) is not None
@@ -111,7 +79,7 @@ class MemoryScheduleStore(ScheduleStore):
         return found
 
     async def claim_due_schedules(self, now_ms: int, claim_ms: int, limit: int = 100) -> list[ScheduleClaim]:
-        state = self._sched_state()
+        state = self._state.schedules
         due = sorted((ms, sid) for sid, ms in state.due.items() if ms <= now_ms)[: max(0, limit)]
         claims = []
         for ms, sid in due:
@@ -135,7 +103,7 @@ class MemoryScheduleStore(ScheduleStore):
         last_execution_id: str | None = None,
         audit: Sequence[AuditDraft] = (),
     ) -> bool:
-        state = self._sched_state()
+        state = self._state.schedules
         rec = state.records.get(schedule_id)
         if rec is None or rec.token != token:
             return False
@@ -148,21 +116,18 @@ class MemoryScheduleStore(ScheduleStore):
             last_execution_id=rec.last_execution_id if last_execution_id is None else last_execution_id,
         )
         state.records[schedule_id] = rec
-        self._sched_set_due(state, rec)
-        self._sched_audit(state, schedule_id, audit, now_ms)
+        _set_due(state, rec)
+        _audit(state, schedule_id, audit, now_ms)
         return True
 
     async def next_schedule_due(self) -> int | None:
-        return min(self._sched_state().due.values(), default=None)
+        return min(self._state.schedules.due.values(), default=None)
 
     async def list_schedule_audit(self, schedule_id: str, limit: int = 1000) -> list[AuditEntry]:
-        log = self._sched_state().audit.get(schedule_id)
+        log = self._state.schedules.audit.get(schedule_id)
         if not log:
             return []
         return list(log)[-limit:] if limit > 0 else []
 
     async def wait_schedule_change(self, timeout_s: float) -> None:
-        state = self._sched_state()
-        state.changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.changed.wait(), max(0.0, timeout_s))
+        await changed(self._state.schedules.changed, timeout_s)

@@ -1,0 +1,107 @@
+"""`MemoryStore`'s `Controls`: cancel, retry after a failure, skip a stuck step."""
+
+from __future__ import annotations
+
+from ..._errors import ExecutionFinished, ExecutionNotFailed, InvalidStepId
+from ..._history import consumed_signal_name, is_failed
+from ..._records import FINAL_STATUSES, Status
+from .._base import Controls
+from .._data import AuditDraft
+from ._state import Exec, MemoryPart, MemoryState
+
+
+def _unfinished(st: MemoryState, execution_id: str) -> Exec:
+    """The execution; `ExecutionFinished` if it is final, for what only a live one takes."""
+    ex = st.get(execution_id)
+    if ex.status in FINAL_STATUSES:
+        raise ExecutionFinished(
+            f"execution {execution_id!r} is already {ex.status.value}",
+            execution_id=execution_id,
+            status=ex.status.value,
+        )
+    return ex
+
+
+class MemoryControls(MemoryPart, Controls):
+    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
+        st = self._state
+        ex = _unfinished(st, execution_id)
+        if ex.lease_holder(now_ms) is not None:
+            ex.cancel = reason
+            ex.cancel_actor = actor
+            st.audit(
+                ex,
+                [AuditDraft(kind="cancel.requested", message=f"cancel requested: {reason}", actor=actor)],
+                now_ms,
+            )
+            return Status.RUNNING
+        st.cancel_now(ex, reason, actor, now_ms)
+        return Status.CANCELLED
+
+    async def retry_execution(
+        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+    ) -> None:
+        st = self._state
+        ex = st.get(execution_id)
+        if ex.status != Status.FAILED:
+            raise ExecutionNotFailed(
+                f"execution {execution_id!r} is {ex.status.value}, not failed",
+                execution_id=execution_id,
+                status=ex.status.value,
+            )
+        if discard_signal_step:
+            raw = ex.steps.get(discard_signal_step)
+            name = consumed_signal_name(raw)
+            if raw is None or name is None:
+                raise InvalidStepId(
+                    f"execution {execution_id!r} has no consumed signal at step {discard_signal_step!r} to discard",
+                    execution_id=execution_id,
+                    step_id=discard_signal_step,
+                )
+            del ex.steps[discard_signal_step]
+            st.audit(
+                ex,
+                [
+                    AuditDraft(
+                        kind="signal.discarded",
+                        message=f"consumed signal {name} discarded at step {discard_signal_step}",
+                        step_id=discard_signal_step,
+                        actor=actor,
+                        data=raw,
+                    )
+                ],
+                now_ms,
+            )
+        for step_id, rec in list(ex.steps.items()):
+            if is_failed(rec):
+                del ex.steps[step_id]
+        ex.attempt += 1
+        ex.result = None
+        ex.error = None
+        ex.finished_ms = None
+        st.set_status(ex, Status.PENDING, now_ms)
+        st.audit(
+            ex,
+            [AuditDraft(kind="retry", message=f"retry requested (attempt {ex.attempt})", actor=actor)],
+            now_ms,
+        )
+        st.enqueue(execution_id, "retry")
+
+    async def skip_step(
+        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+    ) -> None:
+        st = self._state
+        ex = _unfinished(st, execution_id)
+        ex.steps[step_id] = record
+        st.audit(
+            ex,
+            [
+                AuditDraft(
+                    kind="step.skipped", message=f"step {step_id} skipped", step_id=step_id, actor=actor
+                )
+            ],
+            now_ms,
+        )
+        if ex.lease_holder(now_ms) is None:
+            st.drop_timer(ex)
+        st.enqueue(execution_id, "skip")

@@ -1,0 +1,46 @@
+"""`MemoryStore`'s `StatusFeed`: status changes read once per consumer group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..._records import StatusConsumer, StatusEvent
+from .._base import StatusFeed
+from ._state import MemoryPart, changed
+
+
+class MemoryStatusFeed(MemoryPart, StatusFeed):
+    async def read_status_events(
+        self, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StatusEvent]:
+        st = self._state
+        last, pending = st.groups.setdefault(group, (0, {}))
+        fresh = [ev for ev in st.status if int(ev.event_id.rsplit("-", 1)[1]) > last]
+        if not fresh and block_ms > 0:
+            if not await changed(st.status_changed, block_ms / 1000):
+                return []
+            fresh = [ev for ev in st.status if int(ev.event_id.rsplit("-", 1)[1]) > last]
+        fresh = fresh[:count]
+        if fresh:
+            last = int(fresh[-1].event_id.rsplit("-", 1)[1])
+            pending.update({ev.event_id: ev for ev in fresh})
+            st.groups[group] = (last, pending)
+        return fresh
+
+    async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None:
+        groups = self._state.groups
+        if group in groups:
+            pending = groups[group][1]
+            for event_id in event_ids:
+                pending.pop(event_id, None)
+
+    # One process holds every reader of a MemoryStore: there is no other replica to take over from,
+    # and its group keeps no per-reader lists.
+    async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:
+        return 0
+
+    async def status_consumers(self, group: str) -> list[StatusConsumer]:
+        return []
+
+    async def drop_status_consumer(self, group: str, consumer: str) -> None:
+        return None

@@ -1,0 +1,111 @@
+"""The context's replay position: every `ctx.*` call is a checkpoint that replay fast-forwards through.
+
+A workflow re-runs from the top on each wake-up. The k-th `ctx.*` call must name the
+step recorded at position k, or replay raises `NonDeterminismError`. Cheap records
+(`now`, `uuid4`, `random`, `emit`, `note`, a finished sleep) are buffered and written
+with the next checkpoint, and always before a step body runs, so nothing outside the
+workflow can see a value that is not yet durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._errors import InvalidStepId, NonDeterminismError
+from .._history import StepKind, StepRecord
+from ._activation import Activation
+from ._definitions import RetryPolicy
+
+RESERVED_PREFIXES = ("__", "rollback:")
+
+
+class _Done:
+    """An already-finished awaitable: lets `ctx.note(...)` work with or without `await`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
+
+
+class ReplayContext:
+    """A context's replay position: the recorded history and where the workflow code is in it.
+
+    The parts of `WorkflowContext` (steps, waits, recorded values) build on this; each `ctx.*`
+    call takes its position with `_next` and then reads or writes its record.
+    """
+
+    def __init__(
+        self,
+        activation: Activation | None,
+        *,
+        execution_id: str,
+        workflow_id: str,
+        history: Mapping[str, bytes],
+        attempt: int = 1,
+    ) -> None:
+        # The worker's side: commits, suspensions, step bodies (a detached one when no worker runs this).
+        self._activation = activation if activation is not None else Activation(None, execution_id)
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.attempt = attempt
+        self._history = {k: StepRecord.decode(k, v) for k, v in history.items()}
+        self._by_seq = {rec.seq: step_id for step_id, rec in self._history.items() if rec.seq >= 0}
+        self._seq = 0
+        self._seen: set[str] = set()
+        # What `ctx.rollback()` undoes, oldest first: (step id, compensation, the step's result, policy).
+        self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
+
+    def _next(self, step_id: str, kind: StepKind, *, user: bool) -> tuple[int, StepRecord | None]:
+        abandoned = self._activation.abandoned
+        if abandoned is not None:
+            raise abandoned
+        if not isinstance(step_id, str) or not step_id:
+            raise InvalidStepId(f"step id must be a non-empty string, got {step_id!r}", step_id=str(step_id))
+        if user and step_id.startswith(RESERVED_PREFIXES):
+            raise InvalidStepId(
+                f"step id {step_id!r} uses a reserved prefix ({', '.join(RESERVED_PREFIXES)})",
+                step_id=step_id,
+            )
+        if step_id in self._seen:
+            raise InvalidStepId(
+                f"step id {step_id!r} is used twice in execution {self.execution_id!r}; step ids must be unique",
+                step_id=step_id,
+                execution_id=self.execution_id,
+            )
+        self._seen.add(step_id)
+        self._seq += 1
+        seq = self._seq
+        rec = self._history.get(step_id)
+        recorded_at_seq = self._by_seq.get(seq)
+        if rec is not None:
+            # seq -1: an operator's skip_step written before the step was ever reached.
+            if rec.seq >= 0 and (rec.seq != seq or rec.kind != kind):
+                raise NonDeterminismError(
+                    f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
+                    f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.kind} #{rec.seq})",
+                    execution_id=self.execution_id,
+                    seq=seq,
+                    expected=recorded_at_seq,
+                    actual=step_id,
+                )
+            return seq, rec
+        if recorded_at_seq is not None:
+            raise NonDeterminismError(
+                f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
+                f"{recorded_at_seq!r} at that position",
+                execution_id=self.execution_id,
+                seq=seq,
+                expected=recorded_at_seq,
+                actual=step_id,
+            )
+        return seq, None
+
+    def _peek_id(self, prefix: str) -> str:
+        """The id an unnamed call (`__sleep:`, `__now:`, ...) gets: its prefix and position."""
+        return f"{prefix}{self._seq + 1}"
