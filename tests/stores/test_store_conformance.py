@@ -437,6 +437,25 @@ async def test_send_signal_dedupes_and_checks_the_execution(store: Store) -> Non
         await store.send_signal("e1", "go", b"3", "d3", now())
 
 
+async def test_a_retried_delivery_is_a_duplicate_even_after_the_execution_finished(store: Store) -> None:
+    # The sender's first try landed (its answer was lost); the signal woke the execution, which
+    # finished; the retry must read as the duplicate it is, not as a signal to a finished execution.
+    token = await running(store)
+    await store.suspend("e1", token, Checkpoint(), now(), status=Status.WAITING, wait=wait_for("go"))
+    assert await store.send_signal("e1", "go", b"1", "d1", now()) is True
+    got = await store.acquire("e1", "w1", TTL, now())
+    outcome = await store.suspend(
+        "e1", got.token, Checkpoint(), now(), status=Status.WAITING, wait=wait_for("go")
+    )
+    assert outcome.payload == b"1"
+    await store.finish("e1", got.token, Checkpoint(), now(), status=Status.COMPLETED)
+    before = await store.list_audit("e1")
+    assert await store.send_signal("e1", "go", b"1", "d1", now()) is False
+    assert await store.list_audit("e1") == before
+    with pytest.raises(ExecutionFinished):
+        await store.send_signal("e1", "go", b"1", "d2", now())
+
+
 async def test_a_signal_wakes_its_waiter_exactly_once(store: Store) -> None:
     token = await running(store)
     await store.suspend("e1", token, Checkpoint(), now(), status=Status.WAITING, wait=wait_for("go"))

@@ -217,8 +217,9 @@ class Signals(abc.ABC):
     ) -> bool:
         """Buffer a payload; enqueue the execution if it waits for `name`.
 
-        False (and nothing changes) if `delivery_id` was already accepted.
-        Raises `ExecutionNotFound` or `ExecutionFinished`.
+        False (and nothing changes) if `delivery_id` was already accepted, even if the execution has
+        finished since (a sender that retries after losing the answer may find it finished by the very
+        signal it sent). Raises `ExecutionNotFound` or `ExecutionFinished`.
 
         `checked` says what the sender validated the payload against: `CHECKED_BY_MODEL` (the
         signal's model), `schema_digest(schema)` of a JSON Schema, or "" (nothing). Unless it is the

@@ -26,6 +26,8 @@ class MemorySignals(MemoryPart, Signals):
     ) -> bool:
         st = self._state
         ex = st.get(execution_id)
+        if delivery_id in ex.sigids:
+            return False  # a duplicate whatever happened since (see `Store.send_signal`)
         if ex.status in FINAL_STATUSES:
             raise ExecutionFinished(
                 f"execution {execution_id!r} is {ex.status.value}; signal {name!r} not delivered",
@@ -39,8 +41,6 @@ class MemorySignals(MemoryPart, Signals):
             and schema_digest(ex.wait_schema) != checked
         ):
             raise SchemaCheckNeeded(ex.wait_schema)
-        if delivery_id in ex.sigids:
-            return False
         ex.sigids.add(delivery_id)
         ex.signals.setdefault(name, deque()).append(payload)
         st.audit(

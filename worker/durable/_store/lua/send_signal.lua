@@ -5,6 +5,11 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -2
 end
+-- A delivery already accepted is a duplicate whatever happened since (a retried send whose answer
+-- was lost may find the execution finished by the very signal it sent).
+if redis.call('SISMEMBER', KEYS[5], ARGV[5]) == 1 then
+  return 0
+end
 local f = redis.call('HMGET', KEYS[1], 'status', 'waiting_for', 'wait_signal', 'wait_schema')
 if FINAL[f[1]] then
   return -3
