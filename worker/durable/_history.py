@@ -30,7 +30,7 @@ fields above, or to what they mean, is a change to lua/retry.lua and to both sto
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -91,27 +91,25 @@ PAYLOAD_SLOT = "\x00durable:payload\x00"
 _SLOT_JSON = orjson.dumps(PAYLOAD_SLOT)
 
 
-@dataclass(frozen=True, slots=True, init=False)
 class StepRecord:
-    """One checkpoint of an execution's history (`Durable.list_step_results` returns these).
+    """One checkpoint of an execution's history (`Durable.list_step_results` returns these): its
+    `step_id`, `seq`, `kind`, `status`, `result`, `error`, `attempt`, `at` (a datetime, or None) and
+    `meta`. Frozen: `replace(**changes)` makes a changed copy.
 
     `kind` and `status` are `StepKind`/`StepStatus`, string enums, so they compare equal to their
     plain values; `to_dict` gives plain strings.
+
+    A record holds its fields as they are stored (a JSON object) and reads them on access: every
+    activation decodes its whole history, and most of a record is never looked at, so building the
+    fields up front (a datetime for `at` above all) made replay measurably slower. A decoded record
+    encodes to the bytes it was decoded from.
     """
 
-    step_id: str
-    seq: int
-    kind: StepKind
-    status: StepStatus
-    result: Any = None
-    error: dict[str, Any] | None = None
-    attempt: int = 1
-    at: datetime | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_data", "step_id")
 
-    # Not the dataclass's own: a frozen dataclass sets each field through `object.__setattr__`, and
-    # every activation makes one record per record of its history. Setting the slots through their
-    # descriptors (bound below the class) makes this about twice as fast.
+    _data: dict[str, Any]
+    step_id: str
+
     def __init__(
         self,
         step_id: str,
@@ -123,18 +121,116 @@ class StepRecord:
         attempt: int = 1,
         at: datetime | None = None,
         meta: dict[str, Any] | None = None,
+        *,
+        at_ms: int | None = None,
     ) -> None:
+        """`at_ms` (milliseconds since the epoch) instead of `at` saves a datetime on the hot path."""
+        if at is not None:
+            at_ms = (at - _EPOCH) // _MS  # integer arithmetic: every millisecond survives the trip
+        data: dict[str, Any] = {"seq": seq, "kind": kind, "status": status, "attempt": attempt, "at": at_ms}
+        if meta:
+            data["meta"] = meta
+        if error is not None:
+            data["error"] = error
+        data["result"] = result
+        _set_data(self, data)
         _set_step_id(self, step_id)
-        _set_seq(self, seq)
-        _set_kind(self, kind)
-        _set_status(self, status)
-        _set_result(self, result)
-        _set_error(self, error)
-        _set_attempt(self, attempt)
-        _set_at(self, at)
-        _set_meta(self, {} if meta is None else meta)
+
+    # ------------------------------------------------------------ fields
+    @property
+    def seq(self) -> int:
+        seq: int = self._data.get("seq", -1)
+        return seq
+
+    @property
+    def kind(self) -> StepKind:
+        kind = self._data.get("kind", "step")
+        try:
+            return _KINDS[kind]
+        except (KeyError, TypeError):
+            raise ValueError(f"step {self.step_id!r}: unknown kind {kind!r}") from None
+
+    @property
+    def status(self) -> StepStatus:
+        status = self._data.get("status", "completed")
+        try:
+            return _STATUSES[status]
+        except (KeyError, TypeError):
+            raise ValueError(f"step {self.step_id!r}: unknown status {status!r}") from None
+
+    @property
+    def result(self) -> Any:
+        return self._data.get("result")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        error: dict[str, Any] | None = self._data.get("error")
+        return error
+
+    @property
+    def attempt(self) -> int:
+        attempt: int = self._data.get("attempt", 1)
+        return attempt
+
+    @property
+    def at_ms(self) -> int | None:
+        """`at` in milliseconds since the epoch, as stored."""
+        at: int | None = self._data.get("at")
+        return at
+
+    @property
+    def at(self) -> datetime | None:
+        at = self._data.get("at")
+        return None if at is None else datetime.fromtimestamp(at / 1000, UTC)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = self._data.get("meta") or {}
+        return meta
+
+    def replays_at(self, seq: int, kind: StepKind) -> bool:
+        """Whether a `kind` call at position `seq` may replay this record: it was made there by such a
+        call, or by an operator (`skip_step`) before the step was ever reached (seq -1)."""
+        data = self._data
+        recorded: int = data.get("seq", -1)
+        return recorded < 0 or (recorded == seq and data.get("kind", "step") == kind)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.step_id, self.seq, self.kind, self.status, self.result, self.error, self.attempt,
+                self.at_ms, self.meta)  # fmt: skip
+
+    # ------------------------------------------------------------ a value
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, StepRecord)
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # results and meta are dicts
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _PUBLIC)
+        return f"StepRecord({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_from_stored, (self.step_id, self._data))
+
+    def replace(self, **changes: Any) -> StepRecord:
+        """A copy with the given fields changed (`dataclasses.replace` for this record)."""
+        fields = {name: getattr(self, name) for name in _PUBLIC if name != "at"}
+        if "at" not in changes:
+            fields["at_ms"] = self.at_ms
+        fields.update(changes)
+        return StepRecord(**fields)
 
     def to_dict(self) -> dict[str, Any]:
+        at = self.at
         return {
             "step_id": self.step_id,
             "seq": self.seq,
@@ -143,55 +239,28 @@ class StepRecord:
             "result": self.result,
             "error": self.error,
             "attempt": self.attempt,
-            "at": self.at.isoformat() if self.at else None,
+            "at": at.isoformat() if at else None,
             "meta": self.meta,
         }
 
+    # ------------------------------------------------------------ storage
     def encode(self) -> bytes:
         """The stored form (see the module's docstring); a result JSON cannot hold raises
         `SerializationError` naming the step."""
-        data: dict[str, Any] = {
-            "seq": self.seq,
-            "kind": self.kind,
-            "status": self.status,
-            "attempt": self.attempt,
-            # Integer arithmetic, so that a decoded record encodes to the same bytes.
-            "at": None if self.at is None else (self.at - _EPOCH) // _MS,
-        }
-        if self.meta:
-            data["meta"] = self.meta
-        if self.error is not None:
-            data["error"] = self.error
-        data["result"] = self.result
         step_id = self.step_id
-        return _codec.dumps(data, what=f"result of step {step_id!r}", step_id=step_id)
+        return _codec.dumps(self._data, what=f"result of step {step_id!r}", step_id=step_id)
 
     @classmethod
     def decode(cls, step_id: str, raw: bytes | str) -> StepRecord:
-        """The record stored under `step_id`; raises `ValueError` if `raw` is not one."""
+        """The record stored under `step_id`; raises `ValueError` if `raw` is not one (a kind or status
+        this version does not know raises when it is read)."""
         data = orjson.loads(raw)
-        if not isinstance(data, dict):
+        if data.__class__ is not dict:
             raise ValueError(f"step {step_id!r}: a step record is a JSON object, not {type(data).__name__}")
-        try:
-            kind = _KINDS[data.get("kind", "step")]
-            status = _STATUSES[data.get("status", "completed")]
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"step {step_id!r}: unknown kind {data.get('kind')!r} or status {data.get('status')!r}"
-            ) from None
-        at = data.get("at")
-        return cls(
-            step_id,
-            int(data.get("seq", -1)),
-            kind,
-            status,
-            data.get("result"),
-            data.get("error"),
-            int(data.get("attempt", 1)),
-            # `_records.ms_to_dt`, inlined: that module imports this one (it re-exports `StepRecord`).
-            None if at is None else datetime.fromtimestamp(at / 1000, UTC),
-            data.get("meta") or {},
-        )
+        record: StepRecord = _new(cls)
+        _set_data(record, data)
+        _set_step_id(record, step_id)
+        return record
 
     def split_at_slot(self) -> tuple[bytes, bytes]:
         """This record encoded, cut where its result holds `PAYLOAD_SLOT`: `(prefix, suffix)`.
@@ -215,9 +284,18 @@ class StepRecord:
         return "signal", result.get("payload")
 
 
-_set_step_id, _set_seq, _set_kind, _set_status, _set_result, _set_error, _set_attempt, _set_at, _set_meta = (
-    getattr(StepRecord, f.name).__set__ for f in fields(StepRecord)
-)
+# The record's two slots, set through their descriptors: `__setattr__` refuses (the record is frozen).
+_set_data = vars(StepRecord)["_data"].__set__
+_set_step_id = vars(StepRecord)["step_id"].__set__
+_PUBLIC = ("step_id", "seq", "kind", "status", "result", "error", "attempt", "at", "meta")
+_new = object.__new__
+
+
+def _from_stored(step_id: str, data: dict[str, Any]) -> StepRecord:
+    record: StepRecord = _new(StepRecord)
+    _set_data(record, data)
+    _set_step_id(record, step_id)
+    return record  # what unpickling calls
 
 
 def signal_result(payload: Any) -> dict[str, Any]:

@@ -239,7 +239,7 @@ class Durable(ExecutionClient):
             kind,
             StepStatus.COMPLETED,
             result=value,
-            at=ms_to_dt(now_ms()),
+            at_ms=now_ms(),
             meta={**meta, "skipped_by": actor or self.actor},
         )
         await self.store.skip_step(execution_id, step_id, record.encode(), actor or self.actor, now_ms())

@@ -54,8 +54,11 @@ class ReplayContext:
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.attempt = attempt
-        self._history = {k: StepRecord.decode(k, v) for k, v in history.items()}
-        self._by_seq = {rec.seq: step_id for step_id, rec in self._history.items() if rec.seq >= 0}
+        # Records are decoded as replay reaches them (each activation replays the whole history, so
+        # this is on the hot path), and the position index only when a call finds no record of its own.
+        self._stored = history
+        self._history: dict[str, StepRecord] = {}
+        self._by_seq: dict[int, str] | None = None
         self._seq = 0
         self._seen: set[str] = set()
         # What `ctx.rollback()` undoes, oldest first: (step id, compensation, the step's result, policy).
@@ -82,10 +85,13 @@ class ReplayContext:
         self._seq += 1
         seq = self._seq
         rec = self._history.get(step_id)
-        recorded_at_seq = self._by_seq.get(seq)
+        if rec is None:  # decoded on first use: this runs for every record of every activation
+            raw = self._stored.get(step_id)
+            if raw is not None:
+                rec = self._history[step_id] = StepRecord.decode(step_id, raw)
         if rec is not None:
-            # seq -1: an operator's skip_step written before the step was ever reached.
-            if rec.seq >= 0 and (rec.seq != seq or rec.kind != kind):
+            if not rec.replays_at(seq, kind):
+                recorded_at_seq = self._recorded_at(seq)
                 raise NonDeterminismError(
                     f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
                     f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.kind} #{rec.seq})",
@@ -95,6 +101,7 @@ class ReplayContext:
                     actual=step_id,
                 )
             return seq, rec
+        recorded_at_seq = self._recorded_at(seq)
         if recorded_at_seq is not None:
             raise NonDeterminismError(
                 f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
@@ -105,6 +112,24 @@ class ReplayContext:
                 actual=step_id,
             )
         return seq, None
+
+    def _recorded_at(self, seq: int) -> str | None:
+        """The step id recorded at position `seq` (not yet reached), if any.
+
+        Every record replay reached sits at an earlier position (a hit is checked to be at its own
+        position), so only the records not reached yet can be at `seq`: they are decoded once, the
+        first time a call finds no record of its own, usually none at all.
+        """
+        by_seq = self._by_seq
+        if by_seq is None:
+            by_seq = self._by_seq = {}
+            history = self._history
+            for step_id, raw in self._stored.items():
+                if step_id not in history:
+                    rec = history[step_id] = StepRecord.decode(step_id, raw)
+                    if rec.seq >= 0:
+                        by_seq[rec.seq] = step_id
+        return by_seq.get(seq)
 
     def _peek_id(self, prefix: str) -> str:
         """The id an unnamed call (`__sleep:`, `__now:`, ...) gets: its prefix and position."""
