@@ -20,6 +20,7 @@ from .._errors import (
 from .._history import StepKind, StepRecord, StepStatus, signal_result
 from .._records import (
     AuditEntry,
+    ExecutionId,
     Status,
     ms_to_dt,
     now_ms,
@@ -144,7 +145,7 @@ class Durable(ExecutionClient):
                     checked = schema_digest(published)
                 except SignalPayloadError:
                     # The waiter's own schema (the code that waits) wins over the published one.
-                    own = await self.store.signal_schema(execution_id, sig.name)
+                    own = await self.store.signal_schema(ExecutionId(execution_id), sig.name)
                     if own is None or own == published:
                         raise
                     check_payload_schema(sig.name, own, value)
@@ -152,7 +153,13 @@ class Durable(ExecutionClient):
         data = _codec.dumps(value, what=what)
         delivery = delivery_id or uuid.uuid4().hex
         send = functools.partial(
-            self.store.send_signal, execution_id, sig.name, data, delivery, now_ms(), actor or self.actor
+            self.store.send_signal,
+            ExecutionId(execution_id),
+            sig.name,
+            data,
+            delivery,
+            now_ms(),
+            actor or self.actor,
         )
         try:
             return await send(checked=checked)
@@ -173,7 +180,7 @@ class Durable(ExecutionClient):
         if sig.schema is not None:
             return sig.validate(payload)
         value = _codec.to_plain(payload, what=what)
-        schema = await self.store.signal_schema(execution_id, sig.name)
+        schema = await self.store.signal_schema(ExecutionId(execution_id), sig.name)
         if schema is not None:
             check_payload_schema(sig.name, schema, value)
         return value
@@ -182,7 +189,7 @@ class Durable(ExecutionClient):
         self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None
     ) -> Status:
         """Cancel at once if idle; a running execution stops at its next checkpoint."""
-        return await self.store.cancel(execution_id, reason, actor or self.actor, now_ms())
+        return await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
 
     async def retry(
         self, execution_id: str, *, discard_signal: bool = False, actor: str | None = None
@@ -209,7 +216,7 @@ class Durable(ExecutionClient):
                     execution_id=execution_id,
                 )
         await self.store.retry_execution(
-            execution_id, actor or self.actor, now_ms(), discard_signal_step=step
+            ExecutionId(execution_id), actor or self.actor, now_ms(), discard_signal_step=step
         )
 
     async def skip_step(
@@ -219,7 +226,7 @@ class Durable(ExecutionClient):
 
         For a signal wait, `result` is the payload: validated like `signal`'s (model or stored schema;
         `SignalPayloadError` writes nothing)."""
-        raw = (await self.store.load_steps(execution_id)).get(step_id)
+        raw = (await self.store.load_steps(ExecutionId(execution_id))).get(step_id)
         stuck = StepRecord.decode(step_id, raw) if raw is not None else None
         seq, kind = (stuck.seq, stuck.kind) if stuck is not None else (-1, StepKind.STEP)
         meta: dict[str, Any] = {}
@@ -242,7 +249,9 @@ class Durable(ExecutionClient):
             at_ms=now_ms(),
             meta={**meta, "skipped_by": actor or self.actor},
         )
-        await self.store.skip_step(execution_id, step_id, record.encode(), actor or self.actor, now_ms())
+        await self.store.skip_step(
+            ExecutionId(execution_id), step_id, record.encode(), actor or self.actor, now_ms()
+        )
 
     async def recover(self) -> int:
         """Kick every incomplete execution that nothing else will wake (run on worker start-up)."""
@@ -250,11 +259,13 @@ class Durable(ExecutionClient):
 
     # ------------------------------------------------------------------ history
     async def list_step_results(self, execution_id: str) -> list[StepRecord]:
-        steps = [decode_step(k, v) for k, v in (await self.store.load_steps(execution_id)).items()]
+        steps = [
+            decode_step(k, v) for k, v in (await self.store.load_steps(ExecutionId(execution_id))).items()
+        ]
         return sorted(steps, key=lambda s: (s.seq if s.seq >= 0 else 1 << 30, s.at or ms_to_dt(0)))
 
     async def list_audit_entries(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
-        return await self.store.list_audit(execution_id, limit)
+        return await self.store.list_audit(ExecutionId(execution_id), limit)
 
     async def get_execution_detail(self, execution_id: str) -> dict[str, Any]:
         record, steps, audit = await asyncio.gather(

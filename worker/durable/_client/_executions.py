@@ -64,7 +64,7 @@ class ExecutionClient:
         return definition
 
     async def _require(self, execution_id: str) -> ExecutionRecord:
-        record = await self.store.get_execution(execution_id)
+        record = await self.store.get_execution(ExecutionId(execution_id))
         if record is None:
             raise ExecutionNotFound(f"execution {execution_id!r} does not exist", execution_id=execution_id)
         return record
@@ -113,7 +113,7 @@ class ExecutionClient:
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> Any:
         """The execution's result once it completes; raises if it failed or was cancelled."""
-        record = await self.store.wait_finished(execution_id, timeout)
+        record = await self.store.wait_finished(ExecutionId(execution_id), timeout)
         if record.status == Status.COMPLETED:
             return record.result
         error = record.error or {}
@@ -145,7 +145,7 @@ class ExecutionClient:
         return describe_workflow(self._resolve_workflow(workflow), input)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        return await self.store.get_execution(execution_id)
+        return await self.store.get_execution(ExecutionId(execution_id))
 
     async def list_executions_page(
         self,

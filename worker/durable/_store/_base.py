@@ -7,25 +7,18 @@ section on the in-memory store). Worker writes carry the fencing token from
 step records, payloads) arrive already encoded as JSON bytes and come back the
 same; the store reads only the few fields it needs to decide.
 
-Each consumer can take the one narrow part it uses (below); `Store` is all of them. Both stores pass
-one conformance suite (tests/stores/test_store_conformance.py).
+Each consumer takes the narrow part it uses: the parts that act on one execution (`Executions`,
+`Runs`, `Signals`, `Controls`, in `_per_execution`) and those that span executions (`ReadyQueue`,
+`Timers`, `StatusFeed`, `Retention`, in `_cross_execution`); the status mirror a `StatusFeed`, an
+activation its `Runs`, a worker a `WorkerStore`. `Store` is all of them, and schedules are their own
+part (`ScheduleStore`). Both stores pass one conformance suite (tests/stores/test_store_conformance.py).
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from .._records import (
-    AuditEntry,
-    ExecutionId,
-    ExecutionRecord,
-    QueueEntry,
-    Status,
-    StatusConsumer,
-    StatusEvent,
-)
+from ._cross_execution import ReadyQueue, Retention, StatusFeed, Timers
 from ._data import (
     CHECKED_BY_MODEL,
     Acquired,
@@ -40,6 +33,7 @@ from ._data import (
     conflict_error,
     schema_digest,
 )
+from ._per_execution import Controls, Executions, Runs, Signals
 
 __all__ = [
     "CHECKED_BY_MODEL",
@@ -61,317 +55,15 @@ __all__ = [
     "Store",
     "SuspendOutcome",
     "Timers",
+    "WorkerStore",
     "conflict_error",
     "schema_digest",
 ]
 
 
-class Executions(abc.ABC):
-    """Reading and creating executions: records, step histories, audit, listings, waiting for the end."""
-
-    @abc.abstractmethod
-    async def create_execution(self, new: NewExecution) -> bool:
-        """Create a pending execution and enqueue its start (or its start timer); True if it did.
-
-        Stores `workflow_id`, `input` and `input_hash` in the record (run 1). Writes an audit entry
-        `created` and a status event. One atomic step, which decides by `id_reuse` when the id exists:
-
-        - the same request (same workflow id and input hash; a record from before input hashes
-          matches on the workflow id alone): change nothing and return False. With `reject`
-          always, with `allow_if_finished` only while the existing execution is not final.
-        - a different request that may not replace it (`reject`, or the existing execution is
-          not final): change nothing and raise `ExecutionConflict` (fields execution_id,
-          workflow_id, existing_workflow_id, reason `"workflow"` or `"input"`).
-        - `allow_if_finished` and the existing execution is final (completed, failed or
-          cancelled), whatever the request: drop the old run (its record, step records,
-          buffered signals, delivery ids, lease, timer, finished and compactable index
-          entries) and create the new run with `run` one higher. The audit stream is kept and
-          gets a `replaced` entry before the new run's `created`.
-        """
-
-    @abc.abstractmethod
-    async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
-
-    @abc.abstractmethod
-    async def load_steps(self, execution_id: str) -> dict[str, bytes]:
-        """Every step record of the execution, step id → encoded record."""
-
-    @abc.abstractmethod
-    async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
-        """Audit entries, oldest first."""
-
-    @abc.abstractmethod
-    async def append_audit(self, execution_id: str, drafts: Sequence[AuditDraft]) -> None:
-        """Raises `ExecutionNotFound`."""
-
-    @abc.abstractmethod
-    async def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], str | None]:
-        """Newest first; returns the page and the cursor of the next page (None at the end)."""
-
-    @abc.abstractmethod
-    async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
-        """Ids of executions not yet final."""
-
-    @abc.abstractmethod
-    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
-        """Block until the execution is final. Raises `ExecutionNotFound`, `WaitTimeoutError`."""
-
-    @abc.abstractmethod
-    async def list_emitted(self, limit: int = 100) -> list[tuple[str, str, Any]]:
-        """Recently emitted events as (execution id, event name, payload), oldest first."""
-
-
-class Runs(abc.ABC):
-    """A worker's side of one activation: the fenced lease, checkpoints, suspension, the final write."""
-
-    @abc.abstractmethod
-    async def acquire(self, execution_id: str, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
-        """Take the lease and load the whole history in one step.
-
-        On `ok`: increments the fence counter (the returned token), sets the lease with a
-        time-to-live, moves a non-final status to running (status event if it changed),
-        counts the activation, sets `started_at` once, and drops the execution's pending
-        wake-up timer (this run supersedes it). If a cancel was requested and nobody holds
-        the lease, the execution becomes cancelled here and the outcome is `finished`.
-        """
-
-    @abc.abstractmethod
-    async def renew(self, execution_id: str, worker_id: str, token: int, ttl_ms: int) -> bool:
-        """Extend our lease; False if it is no longer ours."""
-
-    @abc.abstractmethod
-    async def commit(self, execution_id: str, token: int, checkpoint: Checkpoint, now_ms: int) -> bool:
-        """Write a checkpoint. Returns True, writing nothing, if a cancel was requested.
-
-        Raises `LeaseLost` if `token` is stale.
-        """
-
-    @abc.abstractmethod
-    async def suspend(
-        self,
-        execution_id: str,
-        token: int,
-        checkpoint: Checkpoint,
-        now_ms: int,
-        *,
-        status: Status,
-        wake_at_ms: int | None = None,
-        timer_id: str | None = None,
-        wait: SignalWait | None = None,
-        ack: str | None = None,
-    ) -> SuspendOutcome:
-        """Write `checkpoint`, then settle a wait, or suspend.
-
-        With `wait`: its signal name and schema are recorded on the execution (kept until the next
-        signal wait or the end), then a buffered signal is consumed (`signal`), or a passed deadline
-        is recorded (`timeout`); the lease stays ours and the run goes on. Otherwise the
-        execution moves to `status` (sleeping or waiting), records what it waits for,
-        registers its wake-up timer (`timer_id` at `wake_at_ms`; a `wake_at_ms` already due at
-        `now_ms` enqueues the run at once instead, reason `timer`), releases the lease, and,
-        if a wake-up arrived while we held the lease, enqueues another run.
-        Returns `cancelled`, writing nothing, if a cancel was requested. Raises `LeaseLost`.
-        `ack`: the queue entry that started this run, acknowledged in the same atomic step if (and
-        only if) the execution suspends.
-        """
-
-    @abc.abstractmethod
-    async def finish(
-        self,
-        execution_id: str,
-        token: int,
-        checkpoint: Checkpoint,
-        now_ms: int,
-        *,
-        status: Status,
-        result: bytes | None = None,
-        error: bytes | None = None,
-        ack: str | None = None,
-    ) -> None:
-        """Write the final status (completed, failed or cancelled), release the lease, wake waiters.
-
-        `ack`: the queue entry that started this run, acknowledged in the same atomic step."""
-
-    @abc.abstractmethod
-    async def release(self, execution_id: str, worker_id: str, token: int) -> None:
-        """Let go of the lease without writing.
-
-        A cancel requested meanwhile is applied now (the execution becomes cancelled);
-        otherwise, if a wake-up arrived while we held the lease, another run is enqueued.
-        """
-
-
-class Signals(abc.ABC):
-    """Signals into executions and the JSON Schemas senders without the model check payloads against."""
-
-    @abc.abstractmethod
-    async def send_signal(
-        self,
-        execution_id: str,
-        name: str,
-        payload: bytes,
-        delivery_id: str,
-        now_ms: int,
-        actor: str | None = None,
-        *,
-        checked: str = CHECKED_BY_MODEL,
-    ) -> bool:
-        """Buffer a payload; enqueue the execution if it waits for `name`.
-
-        False (and nothing changes) if `delivery_id` was already accepted, even if the execution has
-        finished since (a sender that retries after losing the answer may find it finished by the very
-        signal it sent). Raises `ExecutionNotFound` or `ExecutionFinished`.
-
-        `checked` says what the sender validated the payload against: `CHECKED_BY_MODEL` (the
-        signal's model), `schema_digest(schema)` of a JSON Schema, or "" (nothing). Unless it is the
-        model, a payload for an execution whose signal wait for `name` recorded another schema is
-        refused with `SchemaCheckNeeded` carrying that schema, and nothing changes: the sender
-        validates against it and sends again. So a sender without the model costs no extra round
-        trip unless the waiter has a schema it did not check.
-        """
-
-    @abc.abstractmethod
-    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
-        """The JSON Schema a sender without the model validates a `name` payload against.
-
-        The schema the execution's latest signal wait recorded if that wait was for `name` (see
-        `SignalWait.schema`), else the one published for `name` (`publish_signal_schemas`), else None.
-        A read, not a promise: the consumer validates the payload again.
-        """
-
-    @abc.abstractmethod
-    async def published_signal_schemas(self) -> dict[str, bytes]:
-        """The store-wide registry `publish_signal_schemas` fills: signal name → JSON Schema."""
-
-    @abc.abstractmethod
-    async def publish_signal_schemas(self, schemas: Mapping[str, bytes]) -> None:
-        """Record (replace) the JSON Schemas of typed signals by name in a store-wide registry; workers
-        publish the signals their process knows at start. Last writer wins per name."""
-
-
-class Controls(abc.ABC):
-    """What an operator does to one execution: cancel, retry after a failure, skip a stuck step."""
-
-    @abc.abstractmethod
-    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
-        """Cancel now if no worker runs it (returns cancelled), else flag it (returns running).
-
-        Raises `ExecutionNotFound` or `ExecutionFinished`.
-        """
-
-    @abc.abstractmethod
-    async def retry_execution(
-        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
-    ) -> None:
-        """A failed execution goes back to pending: failed step records are dropped (completed ones
-        stay memoized), the attempt count grows, a run is enqueued.
-
-        `discard_signal_step`: also drop that step's record, which must be a consumed signal (kind
-        `signal`, status `completed`, result kind `signal`), so that the wait waits again; audited as
-        `signal.discarded` with the dropped record as data. Buffered signals stay buffered.
-        Raises `ExecutionNotFound`, `ExecutionNotFailed`, or `InvalidStepId` (nothing changes) if the
-        step holds no consumed signal.
-        """
-
-    @abc.abstractmethod
-    async def skip_step(
-        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
-    ) -> None:
-        """Store `record` for a stuck step of a non-final execution and enqueue a run.
-
-        Raises `ExecutionNotFound` or `ExecutionFinished`.
-        """
-
-
-class ReadyQueue(abc.ABC):
-    """Executions ready to run, delivered at least once to the workers' consumer group."""
-
-    @abc.abstractmethod
-    async def enqueue(self, execution_id: str, reason: str) -> None: ...
-
-    @abc.abstractmethod
-    async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
-        """New entries for this consumer, waiting up to `block_ms` for the first."""
-
-    @abc.abstractmethod
-    async def ack(self, entry_ids: Sequence[str]) -> None: ...
-
-    @abc.abstractmethod
-    async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[QueueEntry]:
-        """Take over entries delivered to any consumer and not acked for `min_idle_ms`."""
-
-    @abc.abstractmethod
-    async def queue_depth(self) -> int:
-        """Entries waiting or delivered and not yet acked."""
-
-    @abc.abstractmethod
-    async def recover(self, now_ms: int) -> int:
-        """Enqueue every non-final execution that nobody runs and nothing will wake; return the count."""
-
-
-class Timers(abc.ABC):
-    """Wake-ups due at a time (durable sleeps, deadlines, delayed starts), fired once each."""
-
-    @abc.abstractmethod
-    async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None: ...
-
-    @abc.abstractmethod
-    async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:
-        """Move due timers to the queue; each timer fires once however many pollers call this."""
-
-    @abc.abstractmethod
-    async def next_timer_due(self) -> int | None: ...
-
-    @abc.abstractmethod
-    async def due_timer_count(self, now_ms: int) -> int: ...
-
-    @abc.abstractmethod
-    async def wait_timer_change(self, timeout_s: float) -> None:
-        """Return early when a timer is added anywhere (so a poller can re-aim its sleep)."""
-
-
-class StatusFeed(abc.ABC):
-    """Status changes, read once per consumer group (the operator's mirror reads only this)."""
-
-    @abc.abstractmethod
-    async def read_status_events(
-        self, group: str, consumer: str, count: int, block_ms: int
-    ) -> list[StatusEvent]:
-        """Status changes through a consumer group (created on first use, from the stream's start)."""
-
-    @abc.abstractmethod
-    async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None: ...
-
-    @abc.abstractmethod
-    async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:
-        """Hand `consumer` every status event of the group unacknowledged for `min_idle_ms`.
-
-        Its next `read_status_events` returns them first. For a reader that took over from a
-        replica that died mid-batch. Returns how many were claimed.
-        """
-
-    @abc.abstractmethod
-    async def status_consumers(self, group: str) -> list[StatusConsumer]:
-        """The group's readers with their unacknowledged counts and idle times."""
-
-    @abc.abstractmethod
-    async def drop_status_consumer(self, group: str, consumer: str) -> None:
-        """Forget a reader (its unacknowledged events should be claimed first)."""
-
-
-class Retention(abc.ABC):
-    """Dropping the history, then the records, of executions finished long ago."""
-
-    @abc.abstractmethod
-    async def compact_finished(self, finished_before_ms: int, now_ms: int, limit: int = 1000) -> int:
-        """Retention's first stage: completed and cancelled executions that became final before the given
-        time keep their record (status, input, result or error, times, counters) and lose their history
-        (step records, audit entries, buffered signals, delivery ids). Failed executions keep everything:
-        they can be retried, and they are the ones worth debugging. Each execution is compacted once,
-        oldest first, at most `limit` per call; returns how many were compacted."""
-
-    @abc.abstractmethod
-    async def purge_finished(self, finished_before_ms: int, limit: int = 1000) -> int:
-        """Delete executions that became final before the given time; return how many."""
+class WorkerStore(Executions, Runs, Signals, Controls, ReadyQueue, Timers, Retention):
+    """What a worker uses: every part but the status feed (its schedule poller starts and cancels
+    executions, so it needs the client's parts too)."""
 
 
 # URL scheme → the store class that opens it; each store registers itself (`url_schemes`), so the
@@ -379,7 +71,7 @@ class Retention(abc.ABC):
 _STORES_BY_SCHEME: dict[str, type[Store]] = {}
 
 
-class Store(Executions, Runs, Signals, Controls, ReadyQueue, Timers, StatusFeed, Retention):
+class Store(WorkerStore, StatusFeed):
     """Where executions live: every part above over one connection. Use `Store.from_url` or a concrete class.
 
     Consumers take the narrowest part they use (the status mirror a `StatusFeed`, say); a store is all of them.

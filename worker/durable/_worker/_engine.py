@@ -24,8 +24,8 @@ from typing import Literal
 from .. import _codec
 from .._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
 from .._metrics import METRICS
-from .._records import Status, now_ms
-from .._store._base import Store
+from .._records import ExecutionId, Status, now_ms
+from .._store._base import WorkerStore
 from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
 from .._workflow._definitions import WorkflowDef
@@ -46,7 +46,7 @@ _UNSERVED_RETRY_MS = 5_000
 class Engine:
     def __init__(
         self,
-        store: Store,
+        store: WorkerStore,
         lookup: Callable[[str], WorkflowDef | None],
         *,
         worker_id: str,
@@ -66,7 +66,7 @@ class Engine:
         # execution's next activation here, so the retry need not wait for the lease to expire.
         self._unreleased: dict[str, int] = {}
 
-    async def run(self, execution_id: str, entry_id: str | None = None) -> Outcome:
+    async def run(self, execution_id: ExecutionId, entry_id: str | None = None) -> Outcome:
         """One activation. With `entry_id` (the queue entry that started it), a suspension or final
         write acknowledges that entry in the same atomic step (outcomes in `ACKED`); the caller
         acknowledges it otherwise."""
@@ -183,7 +183,7 @@ class Engine:
             await asyncio.shield(self._hand_back(execution_id, token))
             raise
 
-    async def _hand_back(self, execution_id: str, token: int) -> None:
+    async def _hand_back(self, execution_id: ExecutionId, token: int) -> None:
         try:
             await self.store.release(execution_id, self.worker_id, token)
             await self.store.enqueue(execution_id, "handoff")

@@ -18,7 +18,7 @@ from .. import _codec
 from .._errors import ExecutionConflict, ExecutionFinished, ExecutionNotFound
 from .._records import ExecutionId
 from .._schedule_specs import ScheduleSpec, slot_execution_id, slot_iso
-from .._store._base import AuditDraft, NewExecution, Store
+from .._store._base import AuditDraft, NewExecution, WorkerStore
 from .._store._schedules_base import ScheduleClaim, ScheduleStore
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ log = logging.getLogger("durable.schedules")
 DEFAULT_CLAIM_TIMEOUT = 30.0
 
 
-def schedule_store(store: Store) -> ScheduleStore:
+def schedule_store(store: WorkerStore) -> ScheduleStore:
     if not isinstance(store, ScheduleStore):
         raise TypeError(f"{type(store).__name__} does not support schedules")
     return store
@@ -40,7 +40,7 @@ class StoreAndWorkflows(Protocol):
     """A store with its workflows: what the poller and the worker take from a client (or a worker)."""
 
     @property
-    def store(self) -> Store: ...
+    def store(self) -> WorkerStore: ...
 
     @property
     def registry(self) -> Mapping[str, WorkflowDef]: ...
@@ -126,10 +126,14 @@ class Scheduler:
                 sid, claim.token, next_ms=next_ms, now_ms=now_ms, skipped=skipped + 1, audit=audit
             )
             return
-        already = await exec_store.get_execution(execution_id)
+        already = await exec_store.get_execution(ExecutionId(execution_id))
         if already is None:
             previous = rec.last_execution_id
-            prev = await exec_store.get_execution(previous) if previous and spec.overlap != "allow" else None
+            prev = (
+                await exec_store.get_execution(ExecutionId(previous))
+                if previous and spec.overlap != "allow"
+                else None
+            )
             if prev is not None and not prev.is_final:
                 if spec.overlap == "forbid":
                     audit.append(

@@ -20,8 +20,8 @@ from typing import Any, cast
 from .._backoff import Backoff
 from .._errors import StoreUnavailable
 from .._metrics import METRICS
-from .._records import QueueEntry
-from .._store._base import Store
+from .._records import ExecutionId, QueueEntry
+from .._store._base import WorkerStore
 from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
 from .._workflow._definitions import WorkflowDef, lookup_workflow, signal_schemas
@@ -35,7 +35,7 @@ log = logging.getLogger("durable.worker")
 class Worker:
     def __init__(
         self,
-        store: Store | StoreAndWorkflows,
+        store: WorkerStore | StoreAndWorkflows,
         workflows: Mapping[str, WorkflowDef] | None = None,
         *,
         concurrency: int = 64,
@@ -57,10 +57,10 @@ class Worker:
             raise ValueError("retention must be >= 0 seconds")
         # Seconds a completed or cancelled execution keeps its history before compaction (None: forever).
         self.retention_ms = None if retention is None else int(retention * 1000)
-        if not isinstance(store, Store) and hasattr(store, "registry"):
+        if not isinstance(store, WorkerStore) and hasattr(store, "registry"):
             # A `Durable`, as before: its store and its workflows.
             workflows, store = store.registry, store.store
-        self.store = cast(Store, store)
+        self.store = cast(WorkerStore, store)
         # This worker's workflows first, then any `@workflow` registered in the process. The mapping is
         # kept, not copied: workflows registered on the client later are served too.
         self.registry: Mapping[str, WorkflowDef] = workflows if workflows is not None else {}
@@ -235,7 +235,9 @@ class Worker:
             await asyncio.sleep(period)
             for execution_id, token in list(self.engine.active.items()):
                 with contextlib.suppress(StoreUnavailable):
-                    if not await self.store.renew(execution_id, self.worker_id, token, self.lease_ttl_ms):
+                    if not await self.store.renew(
+                        ExecutionId(execution_id), self.worker_id, token, self.lease_ttl_ms
+                    ):
                         log.warning("execution %s: lease could not be renewed (taken over?)", execution_id)
 
     async def _retention(self) -> None:

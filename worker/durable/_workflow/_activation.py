@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ActivationAbandoned, Cancelled, DurableError, Suspend
 from .._history import StepRecord
-from .._records import Status, now_ms
+from .._records import ExecutionId, Status, now_ms
 from .._store._base import AuditDraft, Checkpoint, SignalWait
 
 if TYPE_CHECKING:
-    from .._store._base import Store
+    from .._store._base import Runs
 
 
 class Activation:
@@ -51,8 +51,8 @@ class Activation:
 
     def __init__(
         self,
-        store: Store | None,
-        execution_id: str,
+        store: Runs | None,
+        execution_id: ExecutionId,
         token: int = 0,
         worker_id: str = "",
         executor: Executor | None = None,
@@ -92,7 +92,7 @@ class Activation:
     def buffer_event(self, event: str, data: bytes) -> None:
         self._pending.events.append((event, data))
 
-    def _store(self) -> Store:
+    def _store(self) -> Runs:
         if self.store is None:
             raise DurableError("this context is not attached to a worker run")
         return self.store

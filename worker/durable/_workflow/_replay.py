@@ -14,6 +14,7 @@ from typing import Any
 
 from .._errors import InvalidStepId, NonDeterminismError
 from .._history import StepKind, StepRecord
+from .._records import ExecutionId
 from ._activation import Activation
 from ._definitions import RetryPolicy
 
@@ -50,7 +51,9 @@ class ReplayContext:
         attempt: int = 1,
     ) -> None:
         # The worker's side: commits, suspensions, step bodies (a detached one when no worker runs this).
-        self._activation = activation if activation is not None else Activation(None, execution_id)
+        self._activation = (
+            activation if activation is not None else Activation(None, ExecutionId(execution_id))
+        )
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.attempt = attempt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..._errors import ExecutionFinished, ExecutionNotFailed, InvalidStepId
 from ..._history import consumed_signal_name, is_failed
-from ..._records import FINAL_STATUSES, Status
+from ..._records import FINAL_STATUSES, ExecutionId, Status
 from .._base import Controls
 from .._data import AuditDraft
 from ._state import Exec, MemoryPart, MemoryState
@@ -23,7 +23,7 @@ def _unfinished(st: MemoryState, execution_id: str) -> Exec:
 
 
 class MemoryControls(MemoryPart, Controls):
-    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
+    async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
         st = self._state
         ex = _unfinished(st, execution_id)
         if ex.lease_holder(now_ms) is not None:
@@ -39,7 +39,12 @@ class MemoryControls(MemoryPart, Controls):
         return Status.CANCELLED
 
     async def retry_execution(
-        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+        self,
+        execution_id: ExecutionId,
+        actor: str | None,
+        now_ms: int,
+        *,
+        discard_signal_step: str | None = None,
     ) -> None:
         st = self._state
         ex = st.get(execution_id)
@@ -88,7 +93,7 @@ class MemoryControls(MemoryPart, Controls):
         st.enqueue(execution_id, "retry")
 
     async def skip_step(
-        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+        self, execution_id: ExecutionId, step_id: str, record: bytes, actor: str | None, now_ms: int
     ) -> None:
         st = self._state
         ex = _unfinished(st, execution_id)

@@ -63,19 +63,19 @@ class MemoryExecutions(MemoryPart, Executions):
         """Replace an execution's step records (replay tests load recorded histories this way)."""
         self._state.get(execution_id).steps = dict(steps)
 
-    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+    async def get_execution(self, execution_id: ExecutionId) -> ExecutionRecord | None:
         ex = self._state.execs.get(execution_id)
         return ex.record() if ex else None
 
-    async def load_steps(self, execution_id: str) -> dict[str, bytes]:
+    async def load_steps(self, execution_id: ExecutionId) -> dict[str, bytes]:
         ex = self._state.execs.get(execution_id)
         return dict(ex.steps) if ex else {}
 
-    async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
+    async def list_audit(self, execution_id: ExecutionId, limit: int = 1000) -> list[AuditEntry]:
         ex = self._state.execs.get(execution_id)
         return list(ex.audit)[:limit] if ex else []
 
-    async def append_audit(self, execution_id: str, drafts: Sequence[AuditDraft]) -> None:
+    async def append_audit(self, execution_id: ExecutionId, drafts: Sequence[AuditDraft]) -> None:
         st = self._state
         st.audit(st.get(execution_id), drafts, _now_ms())
 
@@ -110,7 +110,7 @@ class MemoryExecutions(MemoryPart, Executions):
         ]
         return ids[:limit]
 
-    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
+    async def wait_finished(self, execution_id: ExecutionId, timeout_s: float | None) -> ExecutionRecord:
         st = self._state
         ex = st.get(execution_id)
         if ex.status not in FINAL_STATUSES:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..._records import FINAL_STATUSES, QueueEntry, Status
+from ..._records import FINAL_STATUSES, ExecutionId, QueueEntry, Status
 from ..._records import now_ms as _now_ms
 from .._base import ReadyQueue
 from ._state import MemoryPart, changed
 
 
 class MemoryQueue(MemoryPart, ReadyQueue):
-    async def enqueue(self, execution_id: str, reason: str) -> None:
+    async def enqueue(self, execution_id: ExecutionId, reason: str) -> None:
         self._state.enqueue(execution_id, reason)
 
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..._records import FINAL_STATUSES, Status
+from ..._records import FINAL_STATUSES, ExecutionId, Status
 from ..._records import now_ms as _now_ms
 from .._base import Runs
 from .._data import Acquired, AuditDraft, Checkpoint, SignalWait, SuspendOutcome
@@ -10,7 +10,7 @@ from ._state import MemoryPart
 
 
 class MemoryRuns(MemoryPart, Runs):
-    async def acquire(self, execution_id: str, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+    async def acquire(self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
         st = self._state
         ex = st.execs.get(execution_id)
         if ex is None:
@@ -38,7 +38,7 @@ class MemoryRuns(MemoryPart, Runs):
         ex.updated_ms = now_ms
         return Acquired("ok", token=ex.fence, record=ex.record(), steps=dict(ex.steps))
 
-    async def renew(self, execution_id: str, worker_id: str, token: int, ttl_ms: int) -> bool:
+    async def renew(self, execution_id: ExecutionId, worker_id: str, token: int, ttl_ms: int) -> bool:
         ex = self._state.execs.get(execution_id)
         if ex is None:
             return False
@@ -49,7 +49,9 @@ class MemoryRuns(MemoryPart, Runs):
         ex.lease = (worker_id, token, now_ms + ttl_ms)
         return True
 
-    async def commit(self, execution_id: str, token: int, checkpoint: Checkpoint, now_ms: int) -> bool:
+    async def commit(
+        self, execution_id: ExecutionId, token: int, checkpoint: Checkpoint, now_ms: int
+    ) -> bool:
         st = self._state
         ex = st.get(execution_id)
         st.check_fence(ex, token, now_ms)
@@ -60,7 +62,7 @@ class MemoryRuns(MemoryPart, Runs):
 
     async def suspend(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         token: int,
         checkpoint: Checkpoint,
         now_ms: int,
@@ -123,7 +125,7 @@ class MemoryRuns(MemoryPart, Runs):
 
     async def finish(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         token: int,
         checkpoint: Checkpoint,
         now_ms: int,
@@ -142,7 +144,7 @@ class MemoryRuns(MemoryPart, Runs):
         if ack:
             st.pending.pop(ack, None)
 
-    async def release(self, execution_id: str, worker_id: str, token: int) -> None:
+    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> None:
         st = self._state
         ex = st.execs.get(execution_id)
         if ex is None:

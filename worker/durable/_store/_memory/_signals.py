@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from ..._errors import ExecutionFinished
-from ..._records import FINAL_STATUSES, Status
+from ..._records import FINAL_STATUSES, ExecutionId, Status
 from .._base import Signals
 from .._data import CHECKED_BY_MODEL, AuditDraft, SchemaCheckNeeded, schema_digest
 from ._state import MemoryPart
@@ -15,7 +15,7 @@ from ._state import MemoryPart
 class MemorySignals(MemoryPart, Signals):
     async def send_signal(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         name: str,
         payload: bytes,
         delivery_id: str,
@@ -57,7 +57,7 @@ class MemorySignals(MemoryPart, Signals):
             st.enqueue(execution_id, "signal")
         return True
 
-    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
+    async def signal_schema(self, execution_id: ExecutionId, name: str) -> bytes | None:
         st = self._state
         ex = st.execs.get(execution_id)
         if ex is not None and ex.wait_signal == name and ex.wait_schema:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ..._records import ExecutionId
 from .._base import Timers
 from ._state import MemoryPart, changed
 
 
 class MemoryTimers(MemoryPart, Timers):
-    async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None:
+    async def add_timer(self, execution_id: ExecutionId, timer_id: str, due_ms: int) -> None:
         self._state.set_timer(f"{execution_id}|{timer_id}", due_ms)
 
     async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from ..._errors import ExecutionNotFailed
-from ..._records import Status
+from ..._records import ExecutionId, Status
 from .._base import Controls
 from ._connection import RedisPart
 from ._decode import finished, no_consumed_signal, not_found, text
@@ -20,7 +20,7 @@ def _cancel_error(reason: str, actor: str | None) -> bytes:
 
 
 class RedisControls(RedisPart, Controls):
-    async def cancel(self, execution_id: str, reason: str, actor: str | None, now_ms: int) -> Status:
+    async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
         keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
         res = await self._redis.script("cancel", keys, args)
@@ -31,7 +31,12 @@ class RedisControls(RedisPart, Controls):
         return Status(text(res))
 
     async def retry_execution(
-        self, execution_id: str, actor: str | None, now_ms: int, *, discard_signal_step: str | None = None
+        self,
+        execution_id: ExecutionId,
+        actor: str | None,
+        now_ms: int,
+        *,
+        discard_signal_step: str | None = None,
     ) -> None:
         keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, actor or "", discard_signal_step or ""]
@@ -44,7 +49,7 @@ class RedisControls(RedisPart, Controls):
             raise no_consumed_signal(execution_id, discard_signal_step or "")
 
     async def skip_step(
-        self, execution_id: str, step_id: str, record: bytes, actor: str | None, now_ms: int
+        self, execution_id: ExecutionId, step_id: str, record: bytes, actor: str | None, now_ms: int
     ) -> None:
         keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, step_id, record, actor or ""]

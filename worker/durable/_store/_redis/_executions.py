@@ -67,18 +67,18 @@ class RedisExecutions(RedisPart, Executions):
             raise conflict_error(eid, new.workflow_id, text(res[2]), text(res[1]))
         return bool(int(res[0]) == 1)
 
-    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+    async def get_execution(self, execution_id: ExecutionId) -> ExecutionRecord | None:
         flat = await self._redis.call("HGETALL", self.keys.exec(execution_id))
         return record(execution_id, flat) if flat else None
 
-    async def load_steps(self, execution_id: str) -> dict[str, bytes]:
+    async def load_steps(self, execution_id: ExecutionId) -> dict[str, bytes]:
         return steps(await self._redis.call("HGETALL", self.keys.steps(execution_id)))
 
-    async def list_audit(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
+    async def list_audit(self, execution_id: ExecutionId, limit: int = 1000) -> list[AuditEntry]:
         raw = await self._redis.call("XRANGE", self.keys.audit(execution_id), "-", "+", "COUNT", limit)
         return [audit_entry(entry_id, f) for entry_id, f in entries(raw)]
 
-    async def append_audit(self, execution_id: str, drafts: Sequence[AuditDraft]) -> None:
+    async def append_audit(self, execution_id: ExecutionId, drafts: Sequence[AuditDraft]) -> None:
         args = pack_audit(drafts, [execution_id, int(time.time() * 1000)])
         if not await self._redis.script("append_audit", self.keys.execution_keys(execution_id), args):
             raise not_found(execution_id)
@@ -142,7 +142,7 @@ class RedisExecutions(RedisPart, Executions):
                     break
         return out
 
-    async def wait_finished(self, execution_id: str, timeout_s: float | None) -> ExecutionRecord:
+    async def wait_finished(self, execution_id: ExecutionId, timeout_s: float | None) -> ExecutionRecord:
         # Subscribed before the first look: no lost wake-up.
         notifier = await self._redis.notifications(self.keys.done_channel())
         loop = asyncio.get_running_loop()

@@ -37,7 +37,7 @@ def _queue_entries(raw: list[StreamEntry], broken: list[bytes]) -> list[QueueEnt
 
 
 class RedisQueue(RedisPart, ReadyQueue):
-    async def enqueue(self, execution_id: str, reason: str) -> None:
+    async def enqueue(self, execution_id: ExecutionId, reason: str) -> None:
         await self._redis.call("XADD", self.keys.queue(), "*", "e", execution_id, "r", reason)
 
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..._errors import LeaseLost
-from ..._records import Status
+from ..._records import ExecutionId, Status
 from .._base import Acquired, Checkpoint, Runs, SignalWait, SuspendOutcome
 from ._connection import RedisPart
 from ._decode import record, steps, text
@@ -20,7 +20,7 @@ __all__ = ["RedisRuns"]
 
 
 class RedisRuns(RedisPart, Runs):
-    async def acquire(self, execution_id: str, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+    async def acquire(self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
         keys = self.keys.execution_keys(execution_id)
         res = await self._redis.script("acquire", keys, [execution_id, now_ms, worker_id, ttl_ms])
         outcome = text(res[0])
@@ -32,11 +32,13 @@ class RedisRuns(RedisPart, Runs):
             return Acquired("finished")
         return Acquired("missing")
 
-    async def renew(self, execution_id: str, worker_id: str, token: int, ttl_ms: int) -> bool:
+    async def renew(self, execution_id: ExecutionId, worker_id: str, token: int, ttl_ms: int) -> bool:
         keys = self.keys.execution_keys(execution_id)
         return bool(await self._redis.script("renew", keys, [execution_id, "", worker_id, token, ttl_ms]))
 
-    async def commit(self, execution_id: str, token: int, checkpoint: Checkpoint, now_ms: int) -> bool:
+    async def commit(
+        self, execution_id: ExecutionId, token: int, checkpoint: Checkpoint, now_ms: int
+    ) -> bool:
         keys = self.keys.execution_keys(execution_id)
         res = await self._redis.script(
             "commit", keys, pack_checkpoint(checkpoint, [execution_id, now_ms, token])
@@ -47,7 +49,7 @@ class RedisRuns(RedisPart, Runs):
 
     async def suspend(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         token: int,
         checkpoint: Checkpoint,
         now_ms: int,
@@ -103,7 +105,7 @@ class RedisRuns(RedisPart, Runs):
 
     async def finish(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         token: int,
         checkpoint: Checkpoint,
         now_ms: int,
@@ -124,6 +126,6 @@ class RedisRuns(RedisPart, Runs):
         if res == -1:
             raise LeaseLost(execution_id=execution_id, token=token)
 
-    async def release(self, execution_id: str, worker_id: str, token: int) -> None:
+    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> None:
         keys = self.keys.execution_keys(execution_id)
         await self._redis.script("release", keys, [execution_id, int(time.time() * 1000), worker_id, token])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from ..._records import ExecutionId
 from .._base import CHECKED_BY_MODEL, SchemaCheckNeeded, Signals
 from ._connection import RedisPart
 from ._decode import finished, not_found, pairs, string
@@ -15,7 +16,7 @@ __all__ = ["RedisSignals"]
 class RedisSignals(RedisPart, Signals):
     async def send_signal(
         self,
-        execution_id: str,
+        execution_id: ExecutionId,
         name: str,
         payload: bytes,
         delivery_id: str,
@@ -36,7 +37,7 @@ class RedisSignals(RedisPart, Signals):
             raise finished(execution_id)
         return bool(res == 1)
 
-    async def signal_schema(self, execution_id: str, name: str) -> bytes | None:
+    async def signal_schema(self, execution_id: ExecutionId, name: str) -> bytes | None:
         exec_key, registry = self.keys.exec(execution_id), self.keys.signal_schemas()
         # Both reads go out together (the connection pipelines them): one round trip.
         own, published = await asyncio.gather(

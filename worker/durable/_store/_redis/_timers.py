@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..._records import ExecutionId
 from .._base import Timers
 from .._due import take_due
 from .._keys import Keys
@@ -22,7 +23,7 @@ class RedisTimers(RedisPart, Timers):
         # The notifier's timer count when the poller last looked for the next due timer.
         self._timer_gen_seen = 0
 
-    async def add_timer(self, execution_id: str, timer_id: str, due_ms: int) -> None:
+    async def add_timer(self, execution_id: ExecutionId, timer_id: str, due_ms: int) -> None:
         member = timer_member(execution_id, timer_id)
         await self._redis.script("add_timer", [self.keys.timers()], [member, due_ms])
 
