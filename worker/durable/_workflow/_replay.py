@@ -94,27 +94,24 @@ class ReplayContext:
                 rec = self._history[step_id] = StepRecord.decode(step_id, raw)
         if rec is not None:
             if not rec.replays_at(seq, kind):
-                recorded_at_seq = self._recorded_at(seq)
-                raise NonDeterminismError(
-                    f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
-                    f"{recorded_at_seq!r} there ({step_id!r} was recorded as {rec.kind} #{rec.seq})",
-                    execution_id=self.execution_id,
-                    seq=seq,
-                    expected=recorded_at_seq,
-                    actual=step_id,
+                raise self._diverged(
+                    seq, kind, step_id, f"there ({step_id!r} was recorded as {rec.kind} #{rec.seq})"
                 )
             return seq, rec
-        recorded_at_seq = self._recorded_at(seq)
-        if recorded_at_seq is not None:
-            raise NonDeterminismError(
-                f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
-                f"{recorded_at_seq!r} at that position",
-                execution_id=self.execution_id,
-                seq=seq,
-                expected=recorded_at_seq,
-                actual=step_id,
-            )
+        if self._recorded_at(seq) is not None:
+            raise self._diverged(seq, kind, step_id, "at that position")
         return seq, None
+
+    def _diverged(self, seq: int, kind: StepKind, step_id: str, where: str) -> NonDeterminismError:
+        recorded = self._recorded_at(seq)
+        return NonDeterminismError(
+            f"execution {self.execution_id!r}: call #{seq} is {kind} {step_id!r} but history recorded "
+            f"{recorded!r} {where}",
+            execution_id=self.execution_id,
+            seq=seq,
+            expected=recorded,
+            actual=step_id,
+        )
 
     def _recorded_at(self, seq: int) -> str | None:
         """The step id recorded at position `seq` (not yet reached), if any.
