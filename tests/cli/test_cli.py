@@ -722,6 +722,10 @@ def test_worker_errors(cli: Cli) -> None:
         case("worker", "--redis-url", "redis://127.0.0.1:1/0", needle="cannot reach Redis", code=1),
         case("worker", "--concurrency", "0", needle="--concurrency", code=2),
     )
+    # A bad URL is named in the error without its password.
+    for url in ("redis://u:s3cret@db:notaport/0", "redis://u:s3cret@db/0?bogus=1", "ftp://u:s3cret@db/0"):
+        out = cli.fails("worker", "--redis-url", url, needle="invalid --redis-url", code=2)
+        assert "s3cret" not in out and "u:***@db" in out
 
 
 def test_worker_stops_gracefully_on_sigint(redis_url: str) -> None:

@@ -42,6 +42,9 @@ def test_times_and_urls() -> None:
     assert _safe_url("redis://:s3cret@db:6379/0") == "redis://:***@db:6379/0"
     assert _safe_url("redis://user:s3cret@db/1") == "redis://user:***@db/1"
     assert _safe_url("redis://db:6379/0") == "redis://db:6379/0"
+    # URLs that do not parse keep their password out of errors too.
+    assert _safe_url("redis://u:s3cret@db:notaport/0") == "redis://u:***@db:notaport/0"
+    assert _safe_url("ftp://u:s3cret@db/0") == "ftp://u:***@db/0"
 
 
 async def test_worker_op_timeout_reaches_the_store() -> None:

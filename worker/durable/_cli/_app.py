@@ -7,6 +7,7 @@ import contextlib
 import enum
 import importlib
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,12 +88,12 @@ class Settings:
         try:
             store = RedisStore.from_url(self.redis_url, **options)
         except ValueError as exc:
-            raise CliError(f"invalid --redis-url {self.redis_url!r}: {exc}", 2) from exc
+            raise CliError(f"invalid --redis-url {_safe_url(self.redis_url)!r}: {exc}", 2) from exc
         return Durable(store=store, workflows=registered_workflows(), actor=self.actor)
 
 
 def _safe_url(url: str) -> str:
-    """The URL without its password."""
+    """The URL without its password, even when the rest of it does not parse (it goes into errors and logs)."""
     try:
         parts = urlsplit(url)
         if parts.password:
@@ -100,7 +101,11 @@ def _safe_url(url: str) -> str:
             return urlunsplit(parts._replace(netloc=netloc))
     except ValueError:
         pass
-    return url
+    return _USERINFO_PASSWORD.sub(r"\1***@", url)
+
+
+# user:password@ right after the scheme, for URLs urlsplit cannot take apart (a bad port, say).
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/:@]*:)[^/@]*@")
 
 
 def _run(ctx: typer.Context, fn: Callable[[Durable], Awaitable[T]]) -> T:

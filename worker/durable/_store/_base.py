@@ -92,7 +92,7 @@ class Store(WorkerStore, StatusFeed):
         cls = _STORES_BY_SCHEME.get(scheme)
         if cls is None:
             raise ValueError(
-                f"unsupported store URL scheme {scheme!r} in {url!r}: use memory://, redis:// or rediss://"
+                f"unsupported store URL scheme {scheme!r}: use memory://, redis://, rediss:// or unix://"
             )
         return cls.open_url(url, **options)
 
