@@ -28,7 +28,7 @@ from durable import (
 from durable._workflow._shapes import describe_workflow
 
 WID = "patch.order"
-GOLDEN = Path(__file__).parent / "golden" / "patch_order_v1_waiting.json"
+GOLDEN = Path(__file__).parent / "golden" / "patch_order_v1_waiting.jsonl"
 
 
 def _step(name: str) -> Callable[[], str]:
