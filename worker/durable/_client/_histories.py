@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 
+from .._errors import ExecutionNotFound
 from .._records import ExecutionRecord, Status
 from .._worker._replayer import ExecutionHistory
 from ._executions import ExecutionClient
 
-__all__ = ["load_histories"]
+__all__ = ["history_of", "load_histories"]
 
 _IN_FLIGHT = (Status.PENDING, Status.RUNNING, Status.SLEEPING, Status.WAITING)
 _FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
@@ -44,18 +45,27 @@ async def load_histories(
                 continue
             if record.finished_at is not None and record.finished_at.timestamp() * 1000 < since_ms:
                 continue
-            steps = await client.store.load_steps(record.execution_id)
-            out.append(
-                ExecutionHistory(
-                    execution_id=record.execution_id,
-                    workflow_id=record.workflow_id,
-                    status=record.status.value,
-                    input=record.input,
-                    steps=steps,
-                    version=record.version,
-                )
-            )
+            out.append(await _history(client, record))
     return out
+
+
+async def history_of(client: ExecutionClient, execution_id: str) -> ExecutionHistory:
+    """One execution's history; `ExecutionNotFound` if there is no such execution."""
+    record = await client.get_execution(execution_id)
+    if record is None:
+        raise ExecutionNotFound(f"execution {execution_id!r} does not exist", execution_id=execution_id)
+    return await _history(client, record)
+
+
+async def _history(client: ExecutionClient, record: ExecutionRecord) -> ExecutionHistory:
+    return ExecutionHistory(
+        execution_id=record.execution_id,
+        workflow_id=record.workflow_id,
+        status=record.status.value,
+        input=record.input,
+        steps=await client.store.load_steps(record.execution_id),
+        version=record.version,
+    )
 
 
 async def _records(
