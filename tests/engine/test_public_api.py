@@ -11,13 +11,14 @@ from durable._errors import ActivationAbandoned, Cancelled, Suspend, describe_ex
 EXPECTED = {
     "ActivationAbandoned", "AuditEntry", "Backoff", "Branch", "Cancelled", "Durable", "DurableError",
     "ExecutionCancelledError", "ExecutionConflict", "ExecutionFinished", "ExecutionId", "ExecutionNotFailed",
-    "ExecutionNotFound", "ExecutionRecord",
+    "ExecutionHistory", "ExecutionNotFound", "ExecutionRecord",
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
-    "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "StepId",
+    "ReplayCheckResult", "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "StepId",
     "StepRecord", "Store", "StoreUnavailable", "Suspend", "WaitTimeoutError", "Worker",
-    "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "now", "random",
+    "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "check_replay",
+    "load_histories", "now", "random",
     "registered_workflows", "uuid4", "workflow",
 }  # fmt: skip
 

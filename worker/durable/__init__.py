@@ -2,6 +2,7 @@
 
 from ._backoff import Backoff
 from ._client._durable import Durable
+from ._client._histories import load_histories
 from ._client._schedules import ScheduleInfo
 from ._errors import (
     ActivationAbandoned,
@@ -34,6 +35,7 @@ from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEv
 from ._store._base import StatusFeed, Store
 from ._store._memory import MemoryStore
 from ._store._redis import RedisStore
+from ._worker._replayer import ExecutionHistory, ReplayCheckResult, check_replay
 from ._worker._worker import Worker
 from ._workflow._context import SignalResult, WorkflowContext, now, random, uuid4
 from ._workflow._definitions import (
@@ -58,6 +60,7 @@ __all__ = [
     "ExecutionCancelledError",
     "ExecutionConflict",
     "ExecutionFinished",
+    "ExecutionHistory",
     "ExecutionId",
     "ExecutionNotFailed",
     "ExecutionNotFound",
@@ -72,6 +75,7 @@ __all__ = [
     "NonDeterminismError",
     "PermanentError",
     "RedisStore",
+    "ReplayCheckResult",
     "RetryPolicy",
     "RetryableError",
     "ScheduleInfo",
@@ -95,6 +99,8 @@ __all__ = [
     "WorkflowDef",
     "WorkflowFailedError",
     "WorkflowNotFound",
+    "check_replay",
+    "load_histories",
     "now",
     "random",
     "registered_workflows",

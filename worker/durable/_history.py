@@ -64,6 +64,8 @@ class StepKind(enum.StrEnum):
     NOW = "now"
     UUID = "uuid"
     RANDOM = "random"
+    # `ctx.patched(change id)` reached on code that has the change; its step id is `__patch:<change id>`.
+    PATCH = "patch"
 
 
 class StepStatus(enum.StrEnum):

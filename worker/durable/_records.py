@@ -72,6 +72,8 @@ class ExecutionRecord:
     input_hash: str | None = None
     # 1 for the first run under this id; `allow_if_finished` starts count up.
     run: int = 1
+    # The worker version that started the execution and the only one that resumes it (None: unversioned).
+    version: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from .._client._schedules import ScheduleInfo
 from .._records import AuditEntry, ExecutionRecord, Status, StepRecord
+from .._worker._replayer import ReplayCheckResult
 
 _STATUS_STYLE = {
     Status.PENDING: "cyan",
@@ -206,3 +207,11 @@ def schedule_detail(info: ScheduleInfo, audit: Sequence[AuditEntry]) -> None:
 
 def message(text: str) -> None:
     console().print(text)
+
+
+def replay_table(results: Sequence[ReplayCheckResult]) -> None:
+    table = _table("Replay check", ["execution", "workflow", "version", "result"])
+    for r in results:
+        style = "green" if r.ok else "red"
+        table.add_row(r.execution_id, r.workflow_id, r.version or "-", Text(r.summary(), style=style))
+    console().print(table)

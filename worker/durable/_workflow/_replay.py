@@ -64,6 +64,8 @@ class ReplayContext:
         self._by_seq: dict[int, str] | None = None
         self._seq = 0
         self._seen: set[str] = set()
+        # `ctx.patched` answers, by change id: one answer per run, however often it is asked.
+        self._patches: dict[str, bool] = {}
         # What `ctx.rollback()` undoes, oldest first: (step id, compensation, the step's result, policy).
         self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
 

@@ -182,6 +182,14 @@ class _DescribeContext(WorkflowContext):
     async def rollback(self) -> None:
         self._add("rollback", "rollback")
 
+    def patched(self, change_id: str) -> bool:
+        # The shape of the code as it is now: the patched branch.
+        first = change_id not in self._patches
+        answer = super().patched(change_id)
+        if first:
+            self._add("patch", f"__patch:{change_id}", change=change_id)
+        return answer
+
 
 def describe_workflow(definition: WorkflowDef, input: Any = None) -> FlowShape:
     """Record every ctx.* call of the workflow without running step bodies or touching a store."""

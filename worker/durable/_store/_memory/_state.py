@@ -85,6 +85,7 @@ class Exec:
     compacted_ms: int | None = None
     input_hash: str = ""
     run: int = 1
+    version: str = ""
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -112,6 +113,7 @@ class Exec:
             parent=self.parent,
             input_hash=self.input_hash or None,
             run=self.run,
+            version=self.version or None,
         )
 
 

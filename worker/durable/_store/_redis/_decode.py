@@ -119,6 +119,7 @@ def record_from(execution_id: str, f: dict[bytes, bytes]) -> ExecutionRecord:
         parent=opt(g(b"parent")),
         input_hash=opt(g(b"input_hash")),
         run=int(g(b"run") or 1),
+        version=opt(g(b"version")),
     )
 
 
