@@ -16,7 +16,7 @@ EXPECTED = {
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
     "ReplayCheckResult", "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "StepId",
-    "StepRecord", "Store", "StoreUnavailable", "Suspend", "WaitTimeoutError", "Worker",
+    "StepRecord", "Store", "StoreUnavailable", "Suspend", "VersionClient", "VersionLoad", "WaitTimeoutError", "Worker",
     "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "check_replay",
     "load_histories", "now", "random",
     "registered_workflows", "uuid4", "workflow",

@@ -4,6 +4,7 @@ from ._backoff import Backoff
 from ._client._durable import Durable
 from ._client._histories import load_histories
 from ._client._schedules import ScheduleInfo
+from ._client._versions import VersionClient
 from ._errors import (
     ActivationAbandoned,
     Cancelled,
@@ -31,7 +32,7 @@ from ._errors import (
     WorkflowFailedError,
     WorkflowNotFound,
 )
-from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEvent, StepRecord
+from ._records import AuditEntry, ExecutionId, ExecutionRecord, Status, StatusEvent, StepRecord, VersionLoad
 from ._store._base import StatusFeed, Store
 from ._store._memory import MemoryStore
 from ._store._redis import RedisStore
@@ -93,6 +94,8 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "Suspend",
+    "VersionClient",
+    "VersionLoad",
     "WaitTimeoutError",
     "Worker",
     "WorkflowContext",

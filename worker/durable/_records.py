@@ -114,6 +114,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionLoad:
+    """The executions of one workflow on one worker version ("" for unversioned workers) that are not
+    final: `in_flight` in all, `runnable` of them pending or running (the rest sleep or wait for a
+    signal, and need a worker of their version only when they wake)."""
+
+    version: str
+    in_flight: int
+    runnable: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueueEntry:
     entry_id: str
     execution_id: ExecutionId

@@ -42,6 +42,7 @@ from .._workflow._definitions import (
 )
 from ._executions import ExecutionClient
 from ._schedules import ScheduleClient
+from ._versions import VersionClient
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -78,7 +79,8 @@ def decode_step(step_id: str, raw: bytes) -> StepRecord:
 
 
 class Durable(ExecutionClient):
-    """Start, signal, inspect and run durable workflow executions; `schedules` holds the schedules.
+    """Start, signal, inspect and run durable workflow executions; `schedules` holds the schedules,
+    `versions` the worker versions.
 
     `store` is a `Store`, a URL (`memory://`, `redis://…`) or None for a fresh `MemoryStore`.
     `workflows` are the `@workflow` functions this process knows. A process that only starts
@@ -109,6 +111,7 @@ class Durable(ExecutionClient):
             store, registry, allow_unregistered=allow_unregistered, actor=actor or _default_actor()
         )
         self.schedules = ScheduleClient(self.store, self._resolve_workflow, actor=self.actor)
+        self.versions = VersionClient(self.store, actor=self.actor)
         # (monotonic time read, schemas): the published signal schemas, for senders without the model.
         self._published: tuple[float, dict[str, bytes]] = (-_SCHEMA_TTL_S - 1, {})
 

@@ -34,6 +34,7 @@ from ._data import (
     schema_digest,
 )
 from ._per_execution import Controls, Executions, Runs, Signals
+from ._versions import Versions
 
 __all__ = [
     "CHECKED_BY_MODEL",
@@ -55,13 +56,14 @@ __all__ = [
     "Store",
     "SuspendOutcome",
     "Timers",
+    "Versions",
     "WorkerStore",
     "conflict_error",
     "schema_digest",
 ]
 
 
-class WorkerStore(Executions, Runs, Signals, Controls, ReadyQueue, Timers, Retention):
+class WorkerStore(Executions, Runs, Signals, Controls, ReadyQueue, Timers, Retention, Versions):
     """What a worker uses: every part but the status feed (its schedule poller starts and cancels
     executions, so it needs the client's parts too)."""
 

@@ -158,9 +158,11 @@ class Acquired:
     the execution wants another run when that worker lets go.
     finished: nothing to run (final, or a cancel request was just applied).
     missing: no such execution.
+    moved: the execution belongs to another worker version than the queue asked for (it was migrated
+    after this entry was queued): nothing to run here, its run is on its version's queue.
     """
 
-    outcome: Literal["ok", "busy", "finished", "missing"]
+    outcome: Literal["ok", "busy", "finished", "missing", "moved"]
     token: int = 0
     record: ExecutionRecord | None = None
     steps: dict[str, bytes] = field(default_factory=dict)

@@ -16,6 +16,21 @@ from __future__ import annotations
 import re
 
 _SAFE_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# A worker version: it is part of its queue's key name after an at-sign (which no prefix holds), so the
+# scripts can tell which version's queue a caller declared (see lua/_prelude.lua).
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_VERSION = re.compile(VERSION_PATTERN)
+
+
+def check_version(version: str) -> str:
+    """`version` if it is a valid worker version name ("" is the unversioned one), else `ValueError`."""
+    if version and not _VERSION.match(version):
+        raise ValueError(
+            f"worker version {version!r} is not valid: use 1-63 letters, digits and _ . - "
+            "starting with a letter or digit"
+        )
+    return version
+
 
 QUEUE_GROUP = "workers"
 AUDIT_MAXLEN = 1000
@@ -27,13 +42,15 @@ class Keys:
     """Key names under one prefix (default `dw`)."""
 
     __slots__ = ("_active", "_compactable", "_done", "_events", "_finished", "_idx_all", "_queue", "_status",
-                 "_timers", "_timers_changed", "prefix", "queue_partition")  # fmt: skip
+                 "_timers", "_timers_changed", "prefix", "queue_partition", "version")  # fmt: skip
 
-    def __init__(self, prefix: str = "dw", *, queue_partition: str = "q0") -> None:
+    def __init__(self, prefix: str = "dw", *, queue_partition: str = "q0", version: str = "") -> None:
         if not _SAFE_PREFIX.match(prefix):
             raise ValueError(f"key prefix {prefix!r} may hold only letters, digits and _ . : -")
         self.prefix = prefix
         self.queue_partition = queue_partition
+        # The worker version whose queue `queue()` names by default ("": the unversioned queue).
+        self.version = check_version(version)
         shared = f"{prefix}:{{{queue_partition}}}"
         self._queue = f"{shared}:queue"
         self._timers = f"{shared}:timers"
@@ -75,8 +92,13 @@ class Keys:
         """Stream (capped at about AUDIT_MAXLEN) of audit entries."""
         return f"{self.prefix}:{{{execution_id}}}:audit"
 
-    def execution_keys(self, execution_id: str) -> list[str]:
-        """The fixed KEYS layout of every per-execution script (see lua/_prelude.lua)."""
+    def versioned(self, version: str) -> Keys:
+        """The same layout with `version`'s queue as the default one."""
+        return Keys(self.prefix, queue_partition=self.queue_partition, version=version)
+
+    def execution_keys(self, execution_id: str, version: str | None = None) -> list[str]:
+        """The fixed KEYS layout of every per-execution script (see lua/_prelude.lua); KEYS[7] is the
+        queue of `version` (default: this layout's own)."""
         p = f"{self.prefix}:{{{execution_id}}}:"
         return [
             p + "exec",
@@ -85,7 +107,7 @@ class Keys:
             p + "audit",
             p + "sigids",
             p + "signames",
-            self._queue,
+            self.queue(version),
             self._timers,
             self._status,
             self._events,
@@ -95,9 +117,11 @@ class Keys:
         ]
 
     # ------------------------------------------------------------ shared (partitioned)
-    def queue(self) -> str:
-        """Stream: the ready queue, consumer group QUEUE_GROUP; fields e (execution id), r (reason)."""
-        return self._queue
+    def queue(self, version: str | None = None) -> str:
+        """Stream: the ready queue of one worker version (default: this layout's own), consumer group
+        QUEUE_GROUP; fields e (execution id), r (reason). The unversioned queue has no suffix."""
+        version = self.version if version is None else version
+        return f"{self._queue}@{version}" if version else self._queue
 
     def timers(self) -> str:
         """Sorted set: `<execution id>|<timer id>` scored by due time in ms."""
@@ -136,6 +160,14 @@ class Keys:
         """Sorted set: completed or cancelled executions whose history retention has not yet dropped,
         scored by the time they became final (failed ones keep their history for retry and debugging)."""
         return self._compactable
+
+    def current_versions(self) -> str:
+        """Hash: workflow id → the worker version its new executions go to (absent: unversioned)."""
+        return f"{self.prefix}:versions:current"
+
+    def known_versions(self) -> str:
+        """Set: every worker version that has served (workers add theirs at start)."""
+        return f"{self.prefix}:versions:known"
 
     def signal_schemas(self) -> str:
         """Hash: signal name → the JSON Schema of its payload, published by workers (senders without the

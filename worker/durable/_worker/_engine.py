@@ -33,7 +33,16 @@ from .._workflow._definitions import WorkflowDef
 log = logging.getLogger("durable.engine")
 
 Outcome = Literal[
-    "completed", "failed", "cancelled", "suspended", "busy", "finished", "missing", "lease_lost", "unserved"
+    "completed",
+    "failed",
+    "cancelled",
+    "suspended",
+    "busy",
+    "finished",
+    "missing",
+    "moved",
+    "lease_lost",
+    "unserved",
 ]
 
 # Outcomes whose final write or suspension acknowledged the queue entry passed to `Engine.run`.

@@ -24,7 +24,7 @@ from .._records import ExecutionId, QueueEntry
 from .._store._base import WorkerStore
 from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
-from .._workflow._definitions import WorkflowDef, lookup_workflow, signal_schemas
+from .._workflow._definitions import WorkflowDef, lookup_workflow, registered_workflows, signal_schemas
 from ._engine import ACKED, Engine
 from ._schedule_poller import Scheduler, StoreAndWorkflows
 from ._threads import StepThreads
@@ -48,6 +48,8 @@ class Worker:
         recover: bool = True,
         max_idle_poll: float = 1.0,
         retention: float | None = None,
+        version: str | None = None,
+        make_current: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -61,6 +63,11 @@ class Worker:
             # A `Durable`, as before: its store and its workflows.
             workflows, store = store.registry, store.store
         self.store = cast(WorkerStore, store)
+        # A versioned worker reads its version's queue only: it runs executions started on its version.
+        if version:
+            self.store = self.store.versioned(version)
+        self.version = self.store.version
+        self._make_current = make_current
         # This worker's workflows first, then any `@workflow` registered in the process. The mapping is
         # kept, not copied: workflows registered on the client later are served too.
         self.registry: Mapping[str, WorkflowDef] = workflows if workflows is not None else {}
@@ -98,6 +105,8 @@ class Worker:
         await self.stop()
 
     async def start(self) -> None:
+        if self.version:
+            await self._retrying("announce version", self._announce_version)
         if self._with_recover:
             await self._retrying("recover", lambda: self.store.recover(now_ms()))
         # Senders without the app validate payloads of signals sent before anyone waits against these.
@@ -113,7 +122,27 @@ class Worker:
             self._loops.append(asyncio.create_task(self._schedules(), name="durable-schedules"))
         if self.retention_ms is not None:
             self._loops.append(asyncio.create_task(self._retention(), name="durable-retention"))
-        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        log.info(
+            "worker %s started (concurrency %d%s)",
+            self.worker_id,
+            self.concurrency,
+            f", version {self.version}" if self.version else "",
+        )
+
+    def served_workflows(self) -> list[str]:
+        """Ids of the workflows this worker runs: its own and those `@workflow` registered in the process."""
+        return sorted(set(self.registry) | {wf.workflow_id for wf in registered_workflows()})
+
+    async def _announce_version(self) -> None:
+        """Make this version known, and current for the workflows it serves that have none (every one
+        with `make_current`): the first workers of a version start its workflows' executions."""
+        await self.store.add_known_version(self.version)
+        for workflow_id in self.served_workflows():
+            changed = await self.store.set_current_version(
+                workflow_id, self.version, if_unset=not self._make_current
+            )
+            if changed:
+                log.info("worker version %s is now current for workflow %s", self.version, workflow_id)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking work, let running activations finish for `grace` seconds, then hand back the rest."""

@@ -26,6 +26,7 @@ from ._signals import MemorySignals
 from ._state import MemoryState
 from ._status import MemoryStatusFeed
 from ._timers import MemoryTimers
+from ._versions import MemoryVersions
 
 __all__ = ["MemoryStore"]
 
@@ -40,6 +41,7 @@ class MemoryStore(
     MemoryStatusFeed,
     MemoryRetention,
     MemorySchedules,
+    MemoryVersions,
     Store,
 ):
     """All state in one process. Not shared between processes; lost on exit."""

@@ -10,7 +10,7 @@ from .._data import AuditDraft
 from ._state import Exec, MemoryPart, MemoryState
 
 
-def _unfinished(st: MemoryState, execution_id: str) -> Exec:
+def unfinished(st: MemoryState, execution_id: str) -> Exec:
     """The execution; `ExecutionFinished` if it is final, for what only a live one takes."""
     ex = st.get(execution_id)
     if ex.status in FINAL_STATUSES:
@@ -25,7 +25,7 @@ def _unfinished(st: MemoryState, execution_id: str) -> Exec:
 class MemoryControls(MemoryPart, Controls):
     async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
         st = self._state
-        ex = _unfinished(st, execution_id)
+        ex = unfinished(st, execution_id)
         if ex.lease_holder(now_ms) is not None:
             ex.cancel = reason
             ex.cancel_actor = actor
@@ -96,7 +96,7 @@ class MemoryControls(MemoryPart, Controls):
         self, execution_id: ExecutionId, step_id: str, record: bytes, actor: str | None, now_ms: int
     ) -> None:
         st = self._state
-        ex = _unfinished(st, execution_id)
+        ex = unfinished(st, execution_id)
         ex.steps[step_id] = record
         st.audit(
             ex,

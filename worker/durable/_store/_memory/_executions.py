@@ -35,6 +35,7 @@ class MemoryExecutions(MemoryPart, Executions):
             category=new.category,
             parent=new.parent,
             input_hash=new.input_hash,
+            version=st.current_versions.get(new.workflow_id, ""),
         )
         if old is not None:
             # A fresh run: the old one's history (steps, signals, delivery ids, lease) goes, its audit stays.

@@ -12,17 +12,18 @@ from ._state import MemoryPart, changed
 
 class MemoryQueue(MemoryPart, ReadyQueue):
     async def enqueue(self, execution_id: ExecutionId, reason: str) -> None:
-        self._state.enqueue(execution_id, reason)
+        self._state.enqueue(execution_id, reason, self._version)
 
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
         st = self._state
-        if not st.ready and block_ms > 0 and not await changed(st.queue_changed, block_ms / 1000):
+        ready = st.ready[self._version]
+        if not ready and block_ms > 0 and not await changed(st.queue_changed, block_ms / 1000):
             return []
         out: list[QueueEntry] = []
         now_ms = _now_ms()
-        while st.ready and len(out) < count:
-            entry = st.ready.popleft()
-            st.pending[entry.entry_id] = (entry, consumer, now_ms)
+        while ready and len(out) < count:
+            entry = ready.popleft()
+            st.pending[entry.entry_id] = (entry, consumer, now_ms, self._version)
             out.append(entry)
         return out
 
@@ -35,20 +36,22 @@ class MemoryQueue(MemoryPart, ReadyQueue):
         st = self._state
         now_ms = _now_ms()
         out: list[QueueEntry] = []
-        for entry_id, (entry, _owner, since) in list(st.pending.items()):
+        for entry_id, (entry, _owner, since, version) in list(st.pending.items()):
             if len(out) >= count:
                 break
-            if now_ms - since >= min_idle_ms:
-                st.pending[entry_id] = (entry, consumer, now_ms)
+            if version == self._version and now_ms - since >= min_idle_ms:
+                st.pending[entry_id] = (entry, consumer, now_ms, version)
                 out.append(entry)
         return out
 
     async def queue_depth(self) -> int:
-        return len(self._state.ready) + len(self._state.pending)
+        st = self._state
+        return len(st.ready[self._version]) + sum(p[3] == self._version for p in st.pending.values())
 
     async def recover(self, now_ms: int) -> int:
         st = self._state
-        queued = {e.execution_id for e in st.ready} | {e.execution_id for e, _c, _t in st.pending.values()}
+        queued = {e.execution_id for ready in st.ready.values() for e in ready}
+        queued |= {p[0].execution_id for p in st.pending.values()}
         count = 0
         for ex in st.execs.values():
             if (

@@ -17,6 +17,8 @@ class MemoryRuns(MemoryPart, Runs):
             return Acquired("missing")
         if ex.status in FINAL_STATUSES:
             return Acquired("finished")
+        if ex.version != self._version:
+            return Acquired("moved")
         holder = ex.lease_holder(now_ms)
         if holder is not None:
             ex.rewake = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,10 +131,13 @@ class MemoryState:
     """Everything one `MemoryStore` holds; each part of the store reads and writes some of it."""
 
     execs: dict[str, Exec] = field(default_factory=dict)
-    # The ready queue: entries not yet delivered, then delivered ones until acked (id -> entry,
-    # consumer, ms delivered).
-    ready: deque[QueueEntry] = field(default_factory=deque)
-    pending: OrderedDict[str, tuple[QueueEntry, str, int]] = field(default_factory=OrderedDict)
+    # The ready queues, one per worker version ("" unversioned): entries not yet delivered, then
+    # delivered ones until acked (id -> entry, consumer, ms delivered, version).
+    ready: defaultdict[str, deque[QueueEntry]] = field(default_factory=lambda: defaultdict(deque))
+    pending: OrderedDict[str, tuple[QueueEntry, str, int, str]] = field(default_factory=OrderedDict)
+    # Workflow id -> the version its new executions go to; every version a worker announced.
+    current_versions: dict[str, str] = field(default_factory=dict)
+    known_versions: set[str] = field(default_factory=set)
     entry_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     timers: dict[str, int] = field(default_factory=dict)  # member -> due ms
@@ -156,9 +159,13 @@ class MemoryState:
             raise ExecutionNotFound(f"execution {execution_id!r} does not exist", execution_id=execution_id)
         return ex
 
-    def enqueue(self, execution_id: str, reason: str) -> None:
+    def enqueue(self, execution_id: str, reason: str, version: str | None = None) -> None:
+        """Queue a run on the queue of the execution's version (or `version` for one that does not exist)."""
+        ex = self.execs.get(execution_id)
+        if ex is not None:
+            version = ex.version
         entry_id = f"{_now_ms()}-{next(self.entry_seq)}"
-        self.ready.append(QueueEntry(entry_id, ExecutionId(execution_id), reason))
+        self.ready[version or ""].append(QueueEntry(entry_id, ExecutionId(execution_id), reason))
         self.queue_changed.set()
 
     def audit(self, ex: Exec, drafts: Sequence[AuditDraft], now_ms: int) -> None:
@@ -261,3 +268,5 @@ class MemoryPart:
 
     def __init__(self, state: MemoryState) -> None:
         self._state = state
+        # The worker version whose queue this store reads (see `Versions.versioned`).
+        self._version = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -26,10 +27,14 @@ from ._settings import RedisSettings
 
 __all__ = ["Declared", "RedisConnection", "RedisPart"]
 
-# A script's answer "declare these keys and call me again" (see lua/_prelude.lua).
+# A script's answers "declare these keys and call me again" and "declare this version's queue and call
+# me again" (see lua/_prelude.lua).
 _NEEDS_KEYS = 2
+_NEEDS_QUEUE = 3
 # The keys to declare change only when someone else writes the same execution meanwhile.
 _DECLARE_ATTEMPTS = 8
+# Versions learnt from scripts' answers, kept for the next call on the same execution or workflow.
+_VERSION_GUESSES = 10_000
 
 # Scripts of one execution (and the shared keys next to it): each is prefixed by lua/_prelude.lua.
 _EXECUTION_SCRIPTS = (
@@ -51,6 +56,7 @@ _EXECUTION_SCRIPTS = (
     "purge",
     "compact",
     "ack",
+    "migrate",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")
@@ -86,15 +92,21 @@ def _load_scripts(keys: Keys) -> dict[str, _Script]:
 @dataclass(frozen=True, slots=True)
 class Declared:
     """Keys of one execution a script found it needs, learnt from its answers: the workflow whose
-    index it touches, and the signals whose lists it touches (in the order learnt)."""
+    index it touches, the signals whose lists it touches (in the order learnt), and the worker version
+    whose queue it enqueues on (None: the caller's guess)."""
 
     workflow: str = ""
     signals: tuple[str, ...] = ()
+    version: str | None = None
 
     def learn(self, reply: list[Any]) -> Declared:
+        if reply[0] == _NEEDS_QUEUE:
+            return Declared(self.workflow, self.signals, text(reply[1]))
         names = [text(n) for n in reply[2:]]
         return Declared(
-            text(reply[1]) or self.workflow, self.signals + tuple(n for n in names if n not in self.signals)
+            text(reply[1]) or self.workflow,
+            self.signals + tuple(n for n in names if n not in self.signals),
+            self.version,
         )
 
 
@@ -110,6 +122,7 @@ class RedisConnection:
         self._idle: list[Mux] = []
         # Started on first use: a store that never waits for anything opens no pub/sub connection.
         self.notifier: Notifier | None = None
+        self._version_guesses: OrderedDict[str, str] = OrderedDict()
 
     async def call(self, *args: Any) -> Any:
         return await self._mux.call(*args)
@@ -142,12 +155,41 @@ class RedisConnection:
         for _ in range(_DECLARE_ATTEMPTS):
             keys, args = call(declared)
             reply = await self.script(name, keys, args)
-            if not (isinstance(reply, list) and reply and reply[0] == _NEEDS_KEYS):
+            if not (isinstance(reply, list) and reply and reply[0] in (_NEEDS_KEYS, _NEEDS_QUEUE)):
                 return reply
             declared = declared.learn(reply)
         raise StoreUnavailable(
             f"{name} of execution {execution_id!r}: the keys to declare kept changing; try again"
         )
+
+    async def script_on_queue(
+        self,
+        name: str,
+        execution_id: str,
+        guess_key: str,
+        guess: str,
+        call: Callable[[str, Declared], tuple[list[str], list[Any]]],
+    ) -> Any:
+        """`script_declaring` for a script that may enqueue: `call` gets the worker version whose queue to
+        declare, first the one learnt last for `guess_key` (an execution or a workflow) or else `guess`,
+        then the one the script names."""
+        learnt: list[str] = []
+
+        def with_queue(declared: Declared) -> tuple[list[str], list[Any]]:
+            if declared.version is not None:
+                learnt.append(declared.version)
+            version = (
+                self._version_guesses.get(guess_key, guess) if declared.version is None else declared.version
+            )
+            return call(version, declared)
+
+        reply = await self.script_declaring(name, execution_id, with_queue)
+        if learnt:
+            self._version_guesses[guess_key] = learnt[-1]
+            self._version_guesses.move_to_end(guess_key)
+            if len(self._version_guesses) > _VERSION_GUESSES:
+                self._version_guesses.popitem(last=False)
+        return reply
 
     async def blocking_call(self, block_ms: int, *args: Any) -> Any:
         """A command that may wait `block_ms` on the server, on a connection no other call waits behind."""

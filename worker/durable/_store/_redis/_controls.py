@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from ..._errors import ExecutionNotFailed
 from ..._records import ExecutionId, Status
 from .._base import Controls
-from ._connection import RedisPart
+from ._connection import Declared, RedisPart
 from ._decode import finished, no_consumed_signal, not_found, text
 
 __all__ = ["RedisControls"]
@@ -20,6 +22,12 @@ def _cancel_error(reason: str, actor: str | None) -> bytes:
 
 
 class RedisControls(RedisPart, Controls):
+    async def _on_queue(self, name: str, execution_id: ExecutionId, args: list[Any]) -> Any:
+        def call(version: str, _: Declared) -> tuple[list[str], list[Any]]:
+            return self.keys.execution_keys(execution_id, version), args
+
+        return await self._redis.script_on_queue(name, execution_id, execution_id, self.keys.version, call)
+
     async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
         keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
@@ -38,9 +46,8 @@ class RedisControls(RedisPart, Controls):
         *,
         discard_signal_step: str | None = None,
     ) -> None:
-        keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, actor or "", discard_signal_step or ""]
-        res = await self._redis.script("retry", keys, args)
+        res = await self._on_queue("retry", execution_id, args)
         if res == -2:
             raise not_found(execution_id)
         if res == -4:
@@ -51,9 +58,8 @@ class RedisControls(RedisPart, Controls):
     async def skip_step(
         self, execution_id: ExecutionId, step_id: str, record: bytes, actor: str | None, now_ms: int
     ) -> None:
-        keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, step_id, record, actor or ""]
-        res = await self._redis.script("skip_step", keys, args)
+        res = await self._on_queue("skip_step", execution_id, args)
         if res == -2:
             raise not_found(execution_id)
         if res == -3:

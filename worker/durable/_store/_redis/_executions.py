@@ -54,15 +54,19 @@ class RedisExecutions(RedisPart, Executions):
 
         # Replacing a finished run also clears its workflow's index entry and its buffered signals:
         # keys the script names when it needs them.
-        def call(declared: Declared) -> tuple[list[str], list[Any]]:
-            keys = self.keys.execution_keys(eid)
+        # The run goes on the queue of its workflow's current version, which the script names.
+        def call(version: str, declared: Declared) -> tuple[list[str], list[Any]]:
+            keys = self.keys.execution_keys(eid, version)
             keys.append(self.keys.idx_all())
             keys.append(self.keys.idx_workflow(new.workflow_id))
             keys.append(self.keys.idx_workflow(declared.workflow or new.workflow_id))
+            keys.append(self.keys.current_versions())
             keys.extend(self.keys.sig(eid, name) for name in declared.signals)
             return keys, [*args, declared.workflow, len(declared.signals), *declared.signals]
 
-        res = await self._redis.script_declaring("create", eid, call)
+        res = await self._redis.script_on_queue(
+            "create", eid, f"workflow:{new.workflow_id}", self.keys.version, call
+        )
         if int(res[0]) < 0:
             raise conflict_error(eid, new.workflow_id, text(res[2]), text(res[1]))
         return bool(int(res[0]) == 1)

@@ -82,15 +82,17 @@ class RedisQueue(RedisPart, ReadyQueue):
         return int(await self._redis.call("XLEN", self.keys.queue()))
 
     async def recover(self, now_ms: int) -> int:
-        q = self.keys.queue()
         queued: set[bytes] = set()
-        start = "-"
-        while True:
-            raw = entries(await self._redis.call("XRANGE", q, start, "+", "COUNT", 1000))
-            queued.update(f[b"e"] for _, f in raw if b"e" in f)
-            if len(raw) < 1000:
-                break
-            start = "(" + text(raw[-1][0])
+        known = {text(v) for v in await self._redis.call("SMEMBERS", self.keys.known_versions())}
+        for version in sorted(known | {"", self.keys.version}):
+            q = self.keys.queue(version)
+            start = "-"
+            while True:
+                raw = entries(await self._redis.call("XRANGE", q, start, "+", "COUNT", 1000))
+                queued.update(f[b"e"] for _, f in raw if b"e" in f)
+                if len(raw) < 1000:
+                    break
+                start = "(" + text(raw[-1][0])
         seen: set[bytes] = set()
         batch: list[bytes] = []
         total = 0
@@ -112,10 +114,10 @@ class RedisQueue(RedisPart, ReadyQueue):
 
     async def _recover_one(self, eid: str, queued: bool, now_ms: int) -> int:
         # A waiting execution's signal list is declared once the script names it.
-        def call(declared: Declared) -> tuple[list[str], list[Any]]:
-            keys = self.keys.execution_keys(eid)
+        def call(version: str, declared: Declared) -> tuple[list[str], list[Any]]:
+            keys = self.keys.execution_keys(eid, version)
             waiting_for = declared.signals[-1] if declared.signals else ""
             keys.append(self.keys.sig(eid, waiting_for) if waiting_for else keys[0])
             return keys, [eid, now_ms, "1" if queued else "0", waiting_for]
 
-        return int(await self._redis.script_declaring("recover", eid, call))
+        return int(await self._redis.script_on_queue("recover", eid, eid, self.keys.version, call))

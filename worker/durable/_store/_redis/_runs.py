@@ -30,6 +30,8 @@ class RedisRuns(RedisPart, Runs):
             return Acquired("busy", retry_after_ms=int(res[1]))
         if outcome == "finished":
             return Acquired("finished")
+        if outcome == "moved":
+            return Acquired("moved")
         return Acquired("missing")
 
     async def renew(self, execution_id: ExecutionId, worker_id: str, token: int, ttl_ms: int) -> bool:

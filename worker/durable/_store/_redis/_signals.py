@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from ..._records import ExecutionId
 from .._base import CHECKED_BY_MODEL, SchemaCheckNeeded, Signals
-from ._connection import RedisPart
+from ._connection import Declared, RedisPart
 from ._decode import finished, not_found, pairs, string
 
 __all__ = ["RedisSignals"]
@@ -25,11 +26,17 @@ class RedisSignals(RedisPart, Signals):
         *,
         checked: str = CHECKED_BY_MODEL,
     ) -> bool:
-        keys = self.keys.execution_keys(execution_id)
-        keys.append(self.keys.sig(execution_id, name))
         args = [execution_id, now_ms, name, payload, delivery_id, actor or "", checked]
-        res = await self._redis.script("send_signal", keys, args)
-        if isinstance(res, list):  # {-5, schema}: the waiter recorded a schema the sender did not check
+
+        def call(version: str, _: Declared) -> tuple[list[str], list[Any]]:
+            keys = self.keys.execution_keys(execution_id, version)
+            keys.append(self.keys.sig(execution_id, name))
+            return keys, args
+
+        res = await self._redis.script_on_queue(
+            "send_signal", execution_id, execution_id, self.keys.version, call
+        )
+        if isinstance(res, list):  # [-5, schema]: the waiter recorded a schema the sender did not check
             raise SchemaCheckNeeded(bytes(res[1]))
         if res == -2:
             raise not_found(execution_id)

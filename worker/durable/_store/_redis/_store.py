@@ -18,6 +18,7 @@ from ._settings import RedisSettings, settings_from_client
 from ._signals import RedisSignals
 from ._status import RedisStatusFeed
 from ._timers import RedisTimers
+from ._versions import RedisVersions
 
 __all__ = ["RedisStore"]
 
@@ -32,6 +33,7 @@ class RedisStore(
     RedisStatusFeed,
     RedisRetention,
     RedisSchedules,
+    RedisVersions,
     Store,
 ):
     """Executions in Redis. Open one with `RedisStore.from_url(url)` (or `Store.from_url`); `settings`

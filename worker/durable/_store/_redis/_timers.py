@@ -5,12 +5,13 @@ set, so a timer fires once whatever the number of pollers."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from ..._records import ExecutionId
 from .._base import Timers
 from .._due import take_due
 from .._keys import Keys
-from ._connection import RedisConnection, RedisPart
+from ._connection import Declared, RedisConnection, RedisPart
 from ._decode import text
 from ._encode import timer_member
 
@@ -34,9 +35,11 @@ class RedisTimers(RedisPart, Timers):
 
         async def fire(member: str) -> bool | None:
             eid = member.rpartition("|")[0] or member
-            fired = await self._redis.script(
-                "fire_timer", self.keys.execution_keys(eid), [eid, now_ms, member]
-            )
+
+            def call(version: str, _: Declared) -> tuple[list[str], list[Any]]:
+                return self.keys.execution_keys(eid, version), [eid, now_ms, member]
+
+            fired = await self._redis.script_on_queue("fire_timer", eid, eid, self.keys.version, call)
             return True if fired else None
 
         return len(await take_due(due, fire, limit))

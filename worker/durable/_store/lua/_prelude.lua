@@ -9,6 +9,9 @@
 -- A script that finds it needs a key its caller could not know (a buffered signal's list, the
 -- index of a replaced run's workflow) writes nothing and answers {2, workflow id or '', signal
 -- name, ...}; the caller calls again with those keys declared (RedisConnection.script_declaring).
+-- KEYS[7] is the queue of one worker version: `<prefix>:{q0}:queue` (unversioned) or `...:queue@<version>`.
+-- A script about to enqueue an execution whose version's queue is not the declared one writes nothing and
+-- answers {3, version}; the caller calls again with that version's queue declared.
 local DONE_CHANNEL = '@DONE_CHANNEL@'
 local DONE_RECORD_MAX = 8192
 local QUEUE_GROUP = '@QUEUE_GROUP@'
@@ -21,6 +24,12 @@ local FINAL = { completed = true, failed = true, cancelled = true }
 
 local EID = ARGV[1]
 local NOW = ARGV[2]
+
+-- The worker version whose queue the caller declared as KEYS[7] (scripts of shared keys only have none).
+local QUEUE_VERSION = ''
+if KEYS[7] then
+  QUEUE_VERSION = string.match(KEYS[7], '@([^@]*)$') or ''
+end
 
 local function hget(field)
   local v = redis.call('HGET', KEYS[1], field)
@@ -38,6 +47,14 @@ end
 local function status_event(workflow_id, status, step)
   redis.call('XADD', KEYS[9], 'MAXLEN', '~', STATUS_MAXLEN, '*',
     'e', EID, 'w', workflow_id, 's', status, 'c', step, 't', NOW)
+end
+
+-- {3, version} if runs of an execution of `version` belong on another queue than the declared one.
+local function wrong_queue(version)
+  if version ~= QUEUE_VERSION then
+    return { 3, version }
+  end
+  return nil
 end
 
 local function enqueue(reason)

@@ -1,5 +1,5 @@
 -- acquire. ARGV: 3 worker id, 4 ttl ms.
--- Returns {'missing'} | {'finished'} | {'busy', pttl} | {'ok', token, exec fields, step records}.
+-- Returns {'missing'} | {'finished'} | {'moved', version} | {'busy', pttl} | {'ok', token, exec fields, step records}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return { 'missing' }
 end
@@ -7,6 +7,10 @@ local f = redis.call('HMGET', KEYS[1], 'status', 'cancel', 'workflow_id', 'curre
 local status = f[1]
 if FINAL[status] then
   return { 'finished' }
+end
+-- Queued for another version (the execution was migrated since): not ours to run.
+if hget('version') ~= QUEUE_VERSION then
+  return { 'moved', hget('version') }
 end
 local pttl = redis.call('PTTL', KEYS[3])
 if pttl ~= -2 then

@@ -1,12 +1,20 @@
 -- create_execution. Extra KEYS: 14 idx:all, 15 idx:wf:<workflow>, 16 idx:wf:<the declared old run's
--- workflow> (any key when none is declared), 17.. the declared signal lists.
+-- workflow> (any key when none is declared), 17 versions:current (workflow -> version), 18.. the declared
+-- signal lists.
 -- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member,
 --       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished'), 13 the old run's workflow id as
---       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[17..])
+--       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[18..])
 -- Returns {1} created, {0} the same request exists (nothing changed),
 -- {-1, reason, existing workflow id} a different request exists (nothing changed),
--- {2, old workflow id, signal name, ...} replacing the old run needs these keys declared (nothing changed).
+-- {2, old workflow id, signal name, ...} replacing the old run needs these keys declared (nothing changed),
+-- {3, version} the workflow's current version is not the one whose queue is declared (nothing changed).
 local workflow_id = ARGV[3]
+-- A new run belongs to the version current for its workflow when it is created.
+local version = redis.call('HGET', KEYS[17], workflow_id) or ''
+local moved = wrong_queue(version)
+if moved then
+  return moved
+end
 local run = 1
 local fence = '0'
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -22,7 +30,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     return { 0 }
   end
   -- A fresh run under a finished id: drop the old run's history; the audit stream stays.
-  local lists = declared_signals(14, 17)
+  local lists = declared_signals(14, 18)
   local missing = undeclared_signals(lists)
   if (old_wf ~= workflow_id and old_wf ~= ARGV[13]) or #missing > 0 then
     return { 2, old_wf, unpack(missing) }
@@ -49,6 +57,10 @@ local fields = { 'workflow_id', workflow_id, 'input', ARGV[4], 'input_hash', ARG
 if ARGV[5] ~= '' then
   table.insert(fields, 'category')
   table.insert(fields, ARGV[5])
+end
+if version ~= '' then
+  table.insert(fields, 'version')
+  table.insert(fields, version)
 end
 if ARGV[6] ~= '' then
   table.insert(fields, 'parent')

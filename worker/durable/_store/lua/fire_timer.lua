@@ -5,6 +5,10 @@ local score = redis.call('ZSCORE', KEYS[8], ARGV[3])
 if not score or tonumber(score) > tonumber(NOW) then
   return 0
 end
+local moved = wrong_queue(hget('version'))
+if moved then
+  return moved
+end
 redis.call('ZREM', KEYS[8], ARGV[3])
 enqueue('timer')
 if redis.call('HGET', KEYS[1], 'timer') == ARGV[3] then

@@ -39,6 +39,10 @@ if action == 'rearm' and wake == '' then
   action = 'enqueue'
 end
 if action == 'enqueue' then
+  local moved = wrong_queue(hget('version'))
+  if moved then
+    return moved
+  end
   enqueue('recover')
   return 1
 end

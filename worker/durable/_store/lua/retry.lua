@@ -6,6 +6,10 @@ end
 if hget('status') ~= 'failed' then
   return -4
 end
+local moved = wrong_queue(hget('version'))
+if moved then
+  return moved
+end
 local discard = ARGV[4] or ''
 if discard ~= '' then
   local raw = redis.call('HGET', KEYS[2], discard)

@@ -17,13 +17,20 @@ end
 if ARGV[7] ~= '*' and f[3] == ARGV[3] and f[4] and f[4] ~= '' and redis.sha1hex(f[4]) ~= ARGV[7] then
   return { -5, f[4] }
 end
+local wakes = f[1] == 'waiting' and f[2] == ARGV[3]
+if wakes then
+  local moved = wrong_queue(hget('version'))
+  if moved then
+    return moved
+  end
+end
 if redis.call('SADD', KEYS[5], ARGV[5]) == 0 then
   return 0
 end
 redis.call('RPUSH', KEYS[14], ARGV[4])
 redis.call('SADD', KEYS[6], ARGV[3])
 audit('signal.received', 'signal ' .. ARGV[3] .. ' received', '', ARGV[6], ARGV[4])
-if f[1] == 'waiting' and f[2] == ARGV[3] then
+if wakes then
   redis.call('HSET', KEYS[1], 'waiting_for', '')
   enqueue('signal')
 end

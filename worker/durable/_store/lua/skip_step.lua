@@ -6,6 +6,10 @@ local status = hget('status')
 if FINAL[status] then
   return -3
 end
+local moved = wrong_queue(hget('version'))
+if moved then
+  return moved
+end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'updated_ms', NOW)
 audit('step.skipped', 'step ' .. ARGV[3] .. ' skipped', ARGV[3], ARGV[5], '')
