@@ -200,3 +200,14 @@ async def test_make_current_and_unpromoting(store: Store) -> None:
     assert await d.versions.current(WID) is None
     eid = await d.start(WID, None, execution_id="plain")
     assert (await d.get_execution(eid)).version is None  # type: ignore[union-attr]
+
+
+async def test_an_execution_woken_on_the_old_queue_runs_after_it_moves(store: Store) -> None:
+    d = Durable(store=store, workflows=[], allow_unregistered=True)
+    await d.versions.promote(WID, "v1")
+    eid = await d.start(WID, None, execution_id="woken")
+    await with_workers(store, [worker(store, "v1", "v1")], lambda: until(store, eid, Status.WAITING))
+    await d.signal(eid, "go", 1)  # its run is queued on v1's queue, which nobody reads any more
+    assert await d.versions.migrate(eid, "v2") is True
+    result = await with_workers(store, [worker(store, "v2", "v2")], lambda: d.wait(eid, timeout=10))
+    assert result == ["v1", "v2"]

@@ -171,6 +171,11 @@ schedules_app = typer.Typer(
     help="Inspect and operate schedules (list, get, pause, resume, remove).", no_args_is_help=True
 )
 app.add_typer(schedules_app, name="schedules")
+versions_app = typer.Typer(
+    help="Worker versions: which one new executions go to, and what each still runs (list, promote).",
+    no_args_is_help=True,
+)
+app.add_typer(versions_app, name="versions")
 
 
 @app.callback()

@@ -20,6 +20,7 @@ from .._errors import DurableError
 from . import _worker_command  # noqa: F401  # isort: skip  (`worker` first, then the rest)
 from . import _executions, _schedules  # noqa: F401  # isort: skip
 from . import _replay  # noqa: F401  # isort: skip
+from . import _versions  # noqa: F401  # isort: skip
 from . import _output as out
 from ._app import CliError, app
 

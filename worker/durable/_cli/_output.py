@@ -111,6 +111,7 @@ def execution_detail(
     rows: list[tuple[str, Any]] = [
         ("execution", record.execution_id),
         ("workflow", record.workflow_id),
+        ("worker version", record.version or "(unversioned)"),
         ("status", status_text(record.status)),
         ("current step", record.current_step or "-"),
         ("waiting for", record.waiting_for or "-"),
@@ -207,6 +208,19 @@ def schedule_detail(info: ScheduleInfo, audit: Sequence[AuditEntry]) -> None:
 
 def message(text: str) -> None:
     console().print(text)
+
+
+def versions_table(rows: Sequence[dict[str, Any]]) -> None:
+    table = _table("Worker versions", ["workflow", "version", "state", "in flight", "runnable"])
+    for r in rows:
+        table.add_row(
+            r["workflow_id"],
+            r["version"] or "(unversioned)",
+            Text(r["state"], style="green" if r["state"] == "current" else "yellow"),
+            str(r["in_flight"]),
+            str(r["runnable"]),
+        )
+    console().print(table)
 
 
 def replay_table(results: Sequence[ReplayCheckResult]) -> None:

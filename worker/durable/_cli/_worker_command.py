@@ -13,6 +13,7 @@ import typer
 
 from .._errors import StoreUnavailable
 from .._metrics import serve_metrics
+from .._store._keys import check_version
 from .._workflow._definitions import registered_workflows
 from ._app import CliError, Settings, _safe_url, app
 
@@ -47,10 +48,32 @@ def worker(
             help="Seconds one Redis operation may take before it counts as unavailable (default 10).",
         ),
     ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            envvar="DURABLE_WORKER_VERSION",
+            help="This code's version: run only executions started on it (default: unversioned).",
+        ),
+    ] = None,
+    make_current: Annotated[
+        bool,
+        typer.Option(
+            "--make-current",
+            help="Send new executions of the served workflows to this version at start "
+            "(without it, only workflows that have no current version).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Run a worker until SIGTERM or SIGINT (then finish in-flight work and stop)."""
     settings: Settings = ctx.obj
+    try:
+        check_version(version or "")
+    except ValueError as exc:
+        raise CliError(f"--version: {exc}", 2) from exc
+    if make_current and not version:
+        raise CliError("--make-current needs --version", 2)
     settings.load_apps(required=True)
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -86,10 +109,13 @@ def worker(
                 lease_ttl=lease_ttl,
                 visibility_timeout=visibility_timeout,
                 retention=retention,
+                version=version or None,
+                make_current=make_current,
             ) as w:
                 log.info(
-                    "worker %s ready: %d workflow(s) [%s] on %s",
+                    "worker %s%s ready: %d workflow(s) [%s] on %s",
                     w.worker_id,
+                    f" (version {w.version})" if w.version else "",
                     len(workflows),
                     ", ".join(sorted(wf.workflow_id for wf in workflows)),
                     _safe_url(settings.redis_url),

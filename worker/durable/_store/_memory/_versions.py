@@ -70,7 +70,12 @@ class MemoryVersions(MemoryPart, Versions):
         ex.lease = None
         ex.updated_ms = now_ms
         rewake, ex.rewake = ex.rewake, False
-        if ex.status in (Status.PENDING, Status.RUNNING) or rewake:
+        # Idle: an armed sleeper, or a waiter no signal has woken; anything else may have a run queued
+        # on the old version's queue, which no worker of the new version reads.
+        idle = (ex.status == Status.SLEEPING and bool(ex.timer) and ex.timer in st.timers) or (
+            ex.status == Status.WAITING and bool(ex.waiting_for)
+        )
+        if not idle or rewake:
             st.enqueue(execution_id, "migrated")
         message = f"moved from worker version {_shown(old)} to {_shown(to_version)}"
         st.audit(ex, [AuditDraft(kind="migrated", message=message, actor=actor)], now_ms)
