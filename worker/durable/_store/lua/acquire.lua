@@ -3,14 +3,14 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return { 'missing' }
 end
-local f = redis.call('HMGET', KEYS[1], 'status', 'cancel', 'workflow_id', 'current_step', 'started_ms')
+local f = redis.call('HMGET', KEYS[1], 'status', 'cancel', 'workflow_id', 'current_step', 'started_ms', 'version')
 local status = f[1]
 if FINAL[status] then
   return { 'finished' }
 end
 -- Queued for another version (the execution was migrated since): not ours to run.
-if hget('version') ~= QUEUE_VERSION then
-  return { 'moved', hget('version') }
+if (f[6] or '') ~= QUEUE_VERSION then
+  return { 'moved', f[6] or '' }
 end
 local pttl = redis.call('PTTL', KEYS[3])
 if pttl ~= -2 then
