@@ -150,9 +150,9 @@ class Kube:
         obj: JsonDict = await self.request("PATCH", path, body, content_type="application/merge-patch+json")
         return obj
 
-    async def delete(self, path: str) -> bool:
+    async def delete(self, path: str, **params: str) -> bool:
         try:
-            await self.request("DELETE", path)
+            await self.request("DELETE", path, **params)
         except KubeError as exc:
             if exc.status == 404:
                 return False
