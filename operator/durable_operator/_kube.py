@@ -59,9 +59,12 @@ class Kube:
         self._session: aiohttp.ClientSession | None = None
         self._info: kopf.ConnectionInfo | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def _open(self, renew: bool = False) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
         async with self._lock:
+            if self._closed:  # the operator is stopping: a handler still running must not reopen it
+                raise KubeError(503, "the operator is stopping: its API client is closed")
             if renew or self._session is None or self._info is None:
                 if self._session is not None:
                     await self._session.close()
@@ -85,6 +88,7 @@ class Kube:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             if self._session is not None:
                 await self._session.close()
             self._session = None
