@@ -193,7 +193,7 @@ async def test_a_passing_check_promotes_and_the_old_version_drains(
         eids = await start_v1(cluster, client, 2)
         await apply(cluster, "v2")
         await cluster.wait_for(lambda: cluster.get("jobs", "orders-verify-v2"), what="the Job")
-        assert events(cluster, "VerificationStarted")
+        await cluster.wait_for(lambda: events(cluster, "VerificationStarted"), what="the Event")
         finish_job(cluster, "v2", "Complete", json.dumps({"checked": 2, "ok": 2, "diverged": []}))
         status = await wf_status(cluster, lambda s: s.get("currentVersion") == "v2")
         assert cond(status, "ReplayVerified")["status"] == "True"
@@ -323,3 +323,44 @@ async def _wait_status(client: Durable, eid: str, status: Status) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{eid} never reached {status}")
+
+
+async def test_a_check_that_crashed_or_timed_out_blocks_with_its_reason(
+    cluster: Cluster, redis_url: str, client: Durable
+) -> None:
+    async with operator(fast_config(cluster, redis_url)):
+        await start_v1(cluster, client, 1)
+        await apply(cluster, "v2", verifyTimeoutSeconds=60)
+        job = await cluster.wait_for(lambda: cluster.get("jobs", "orders-verify-v2"), what="the Job")
+        assert job["spec"]["activeDeadlineSeconds"] == 60
+        # FallbackToLogsOnError: a check that crashed leaves the end of its log, not the JSON summary.
+        finish_job(cluster, "v2", "Failed", "error: cannot import app module 'apps.operator_app'")
+        status = await wf_status(cluster, lambda s: cond(s, "ReplayVerified").get("status") == "False")
+        message = cond(status, "ReplayVerified")["message"]
+        assert message.startswith("verification Job orders-verify-v2 failed: ")
+        assert "cannot import app module" in message and versions(status)["v2"]["state"] == "blocked"
+
+        # The image changes under the same version: checked again; this time it runs out of time.
+        await apply(cluster, "v2", version="v2", verifyTimeoutSeconds=60)  # same image: still blocked
+        await asyncio.sleep(1.0)
+        assert versions(await wf_status(cluster, lambda s: True))["v2"]["state"] == "blocked"
+        await cluster.apply(
+            doc(
+                "DurableWorkflow",
+                "orders",
+                spec("v2-rebuilt", version="v2", verifyTimeoutSeconds=60),
+            )
+        )
+        await wf_status(cluster, lambda s: versions(s).get("v2", {}).get("state") == "verifying")
+        job = await cluster.wait_for(
+            lambda: (
+                (j := cluster.get("jobs", "orders-verify-v2"))
+                and j["metadata"]["annotations"]["durable.dev/image"].endswith(":v2-rebuilt")
+                and j
+            ),
+            what="a Job for the rebuilt image",
+        )
+        finish_job(cluster, "v2", "Failed", None, "DeadlineExceeded")
+        status = await wf_status(cluster, lambda s: cond(s, "ReplayVerified").get("status") == "False")
+        assert "deadline exceeded" in cond(status, "ReplayVerified")["message"]
+        assert status["currentVersion"] == "v1"
