@@ -67,7 +67,7 @@ async def reconcile_versions(
     tpl = spec.worker
     wf = spec.workflow_id
     desired = template_version(tpl)
-    current = await rt.durable.versions.current(wf)
+    current = was_current = await rt.durable.versions.current(wf)
     load = await rt.durable.versions.load(wf)
     deps = await version_deployments(rt, workflow)
     previous = {str(v.get("version")): v for v in status.get("versions") or [] if isinstance(v, dict)}
@@ -142,6 +142,10 @@ async def reconcile_versions(
                     desired, "verifying", deps[desired], load, verdict.message, tpl.image
                 )
     await delete_other_jobs(rt, workflow, keep=desired if desired != current else None)
+    if current != was_current:
+        # Executions started between the first read and the promotion went to the old version:
+        # count again before deciding which Deployments have nothing left to run.
+        load = await rt.durable.versions.load(wf)
 
     if current in deps and current != desired:
         deps[current] = await scale_deployment(rt, deps[current], tpl.replicas)
