@@ -38,6 +38,7 @@ async def test_samples_drive_the_engine_and_status_comes_back(
         uid = cluster.get("durableexecutions", "order-1001")["metadata"]["uid"]  # type: ignore[index]
         assert status["executionId"] == f"k8s-{uid}"
         assert status["currentStep"] == "await-approval"
+        assert status["workerVersion"] == "0.1.0"  # the version current when it started
         record = await engine.get_execution(status["executionId"])
         assert record is not None and record.workflow_id == "app.workflows.processOrder"
         assert record.input == {"id": 1001, "items": [{"sku": "book", "qty": 2}]}
