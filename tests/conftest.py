@@ -80,14 +80,20 @@ async def cluster() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def engine(redis_url: str) -> AsyncIterator[Any]:
-    """A `Durable` with an in-process worker serving the operator tests' workflows."""
+    """A `Durable` with in-process workers serving the operator tests' workflows: an unversioned one,
+    and one of version 0.1.0, standing in for the pods of the Deployment the operator makes for
+    `examples/k8s/workflow.yaml` (whose image tag makes 0.1.0 current for its workflow)."""
     from apps.operator_app import failing, process_order
     from durable import Durable, RedisStore
 
     d = Durable(store=RedisStore.from_url(redis_url), workflows=[process_order, failing])
-    async with d.worker(concurrency=8):
+    async with d.worker(concurrency=8), d.worker(concurrency=8, version=EXAMPLE_VERSION):
         yield d
     await d.close()
+
+
+#: The worker version the operator derives from the image of `examples/k8s/workflow.yaml`.
+EXAMPLE_VERSION = "0.1.0"
 
 
 # Each folder is a part; its name is a marker (`-m stores`, `-m "not operator"`). The chart's tests and

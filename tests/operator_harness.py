@@ -236,6 +236,12 @@ class Cluster:
         res["apps/v1/deployments"] = kmock.ResourceInfo(
             kind="Deployment", namespaced=True, verbs=_VERBS, subresources=["status"]
         )
+        res["batch/v1/jobs"] = kmock.ResourceInfo(
+            kind="Job", namespaced=True, verbs=_VERBS, subresources=["status"]
+        )
+        res["v1/pods"] = kmock.ResourceInfo(
+            kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status"]
+        )
         for plural, kind in KINDS.items():
             res[f"{GROUP}/{plural}"] = kmock.ResourceInfo(
                 kind=kind,

@@ -59,9 +59,12 @@ class Kube:
         self._session: aiohttp.ClientSession | None = None
         self._info: kopf.ConnectionInfo | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def _open(self, renew: bool = False) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
         async with self._lock:
+            if self._closed:  # the operator is stopping: a handler still running must not reopen it
+                raise KubeError(503, "the operator is stopping: its API client is closed")
             if renew or self._session is None or self._info is None:
                 if self._session is not None:
                     await self._session.close()
@@ -85,6 +88,7 @@ class Kube:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             if self._session is not None:
                 await self._session.close()
             self._session = None
@@ -150,9 +154,9 @@ class Kube:
         obj: JsonDict = await self.request("PATCH", path, body, content_type="application/merge-patch+json")
         return obj
 
-    async def delete(self, path: str) -> bool:
+    async def delete(self, path: str, **params: str) -> bool:
         try:
-            await self.request("DELETE", path)
+            await self.request("DELETE", path, **params)
         except KubeError as exc:
             if exc.status == 404:
                 return False

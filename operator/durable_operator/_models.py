@@ -37,6 +37,7 @@ from ._resources._wire import (
     MAX_PAYLOAD_BYTES,
     MAX_RESULT_BYTES,
     VERSION,
+    WORKER_VERSION,
     Condition,
     ConditionStatus,
     WireModel,
@@ -45,7 +46,12 @@ from ._resources._wire import (
     now_iso,
     parse_duration,
 )
-from ._resources._workflows import DurableWorkflowSpec, DurableWorkflowStatus
+from ._resources._workflows import (
+    DurableWorkflowSpec,
+    DurableWorkflowStatus,
+    WorkerTemplate,
+    WorkerVersionStatus,
+)
 
 
 class Kind(BaseModel):
@@ -93,6 +99,8 @@ WORKFLOW = Kind(
     printer_columns=(
         _column("Workflow-ID", ".spec.workflowId"),
         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+        _column("Current", ".status.currentVersion"),
+        _column("Draining", ".status.draining", "integer"),
         _column("Workers", ".status.readyWorkers", "integer"),
         _column("Running", ".status.running", "integer"),
         _column("Failed", ".status.failed", "integer"),
@@ -112,6 +120,7 @@ EXECUTION = Kind(
         _column("Phase", ".status.phase"),
         _column("Step", ".status.currentStep"),
         _AGE,
+        _column("Version", ".status.workerVersion", priority=1),
         _column("Execution", ".status.executionId", priority=1),
         _column("Reason", ".status.reason", priority=1),
     ),
@@ -167,6 +176,7 @@ __all__ = [
     "SCHEDULE",
     "SIGNAL",
     "VERSION",
+    "WORKER_VERSION",
     "WORKFLOW",
     "ConcurrencyPolicy",
     "Condition",
@@ -183,6 +193,8 @@ __all__ = [
     "Kind",
     "Phase",
     "SignalPhase",
+    "WorkerTemplate",
+    "WorkerVersionStatus",
     "iso",
     "json_size",
     "now_iso",

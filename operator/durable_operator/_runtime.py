@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import re
@@ -94,6 +95,11 @@ class Runtime:
     mirror: StatusMirror | None = None
     #: Starts the mirror while this replica is the active one (kopf peering), stops it otherwise.
     activity: ActivityGate | None = None
+    #: (namespace, name) -> the lock one DurableWorkflow's rollout decisions take (handler and timer).
+    locks: dict[tuple[str, str], asyncio.Lock] = dataclasses.field(default_factory=dict)
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.locks.setdefault((namespace, name), asyncio.Lock())
 
     def workflows_by_id(self, workflow_id: str) -> list[WorkflowRef]:
         return [ref for ref in self.workflows.values() if ref.workflow_id == workflow_id]

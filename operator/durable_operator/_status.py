@@ -104,6 +104,7 @@ def execution_status(
     status: dict[str, Any] = {
         "executionId": record.execution_id,
         "workflowId": record.workflow_id,
+        "workerVersion": record.version or None,
         "phase": phase.value,
         "currentStep": record.current_step,
         "waitingFor": record.waiting_for,

@@ -143,11 +143,17 @@ def test_rbac_is_least_privilege(default: dict[tuple[str, str], dict[str, Any]])
             for res in rule["resources"]:
                 assert "*" not in rule["verbs"] and res != "*" and group != "*"
                 granted.setdefault((group, res), set()).update(rule["verbs"])
-    assert ("", "secrets") not in granted and ("", "pods") not in granted
+    assert ("", "secrets") not in granted
+    # Pods: only read, for the termination message of a replay-check Job's pod (the check's verdict);
+    # no exec, no logs, no writes: the operator never acts on a pod.
+    assert granted["", "pods"] == {"get", "list"}
+    assert not {("", "pods/exec"), ("", "pods/log"), ("", "pods/attach")} & set(granted)
     assert granted["durable.dev", "durableexecutions/status"] == {"get", "patch"}
     assert "delete" in granted["durable.dev", "durableexecutions"]
     assert "delete" not in granted["durable.dev", "durableworkflows"]
-    assert granted["apps", "deployments"] == {"get", "create", "patch"}
+    # One Deployment per worker version: listed, scaled, deleted once its version has drained.
+    assert granted["apps", "deployments"] == {"get", "list", "create", "patch", "delete"}
+    assert granted["batch", "jobs"] == {"get", "list", "create", "delete"}
     assert granted["", "events"] == {"create"}
     binding = default["ClusterRoleBinding", "rel-durable-workflows-operator"]
     assert binding["subjects"] == [
@@ -228,7 +234,7 @@ def test_worker_and_redis(default: dict[tuple[str, str], dict[str, Any]]) -> Non
         "64",
         "--redis-url",
         "$(DURABLE_REDIS_URL)",
-    ]
+    ]  # no --retention: histories are kept unless worker.retentionSeconds says otherwise
     assert worker["automountServiceAccountToken"] is False
     redis = default["StatefulSet", "rel-durable-workflows-redis"]["spec"]["template"]["spec"]
     assert redis["containers"][0]["image"].startswith("docker.io/library/redis:")
@@ -262,6 +268,7 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     assert worker["spec"]["replicas"] == 3
     wc = worker["spec"]["template"]["spec"]["containers"][0]
     assert wc["args"][:5] == ["worker", "--app", "shop.workflows", "--concurrency", "128"]
+    assert wc["args"][-2:] == ["--retention", "604800"]
     assert {"name": "SHOP_REGION", "value": "eu-west-1"} in wc["env"]
     sm = full["ServiceMonitor", "rel-durable-workflows"]
     assert sm["metadata"]["labels"]["release"] == "prometheus"
@@ -275,6 +282,7 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     ("args", "message"),
     [
         (["--set", "worker.concurrency=0"], "minimum"),
+        (["--set", "worker.retentionSeconds=-1"], "retentionSeconds"),
         (["--set", "operator.logLevel=LOUD"], "logLevel"),
         (["--set", "surprise=1"], "surprise"),
         (["--set", "redis.enabled=false"], "set redis.url, redis.existingSecret, or redis.enabled=true"),

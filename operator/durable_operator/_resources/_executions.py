@@ -101,6 +101,9 @@ class DurableExecutionStatus(WireModel):
     conditions: list[Condition] = conditions_field()
     execution_id: str | None = Field(default=None, max_length=512)
     workflow_id: str | None = Field(default=None, max_length=200)
+    worker_version: str | None = Field(
+        default=None, max_length=63, description='The worker version running it ("" for unversioned).'
+    )
     phase: Phase | None = None
     reason: str | None = Field(
         default=None, max_length=128, description="Why the phase is what it is (CamelCase)."

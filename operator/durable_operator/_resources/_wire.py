@@ -30,6 +30,7 @@ MAX_FREEFORM_PROPERTIES = 128
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 WORKFLOW_ID = r"^[A-Za-z_][A-Za-z0-9_.:-]*$"
+WORKER_VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 PY_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 SIGNAL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"
 # Five or six cron fields of the usual characters, or one of the @-macros.

@@ -6,7 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ._wire import DNS_SUBDOMAIN, PY_MODULE, WORKFLOW_ID, Condition, WireModel, cel, conditions_field
+from ._wire import (
+    DNS_SUBDOMAIN,
+    PY_MODULE,
+    WORKER_VERSION,
+    WORKFLOW_ID,
+    Condition,
+    WireModel,
+    cel,
+    conditions_field,
+)
 
 
 class KeyRef(WireModel):
@@ -87,6 +96,28 @@ class WorkerTemplate(WireModel):
     node_selector: dict[str, Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=32
     )
+    version: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=WORKER_VERSION,
+        description="This code's worker version (default: derived from the image: the first 12 hex "
+        "digits of its digest, else its tag, else `latest`). A new version gets a Deployment of its "
+        "own beside the old one, which drains.",
+    )
+    rollout: Literal["verify", "force"] = Field(
+        default="verify",
+        description="verify: a new version becomes current only after a replay-check Job shows the "
+        "current version's in-flight executions replay on it; force: at once.",
+    )
+    draining_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Replicas an old version keeps while all its in-flight executions sleep or wait.",
+    )
+    verify_timeout_seconds: int = Field(
+        default=600, ge=10, le=24 * 3600, description="Deadline of the replay-check Job."
+    )
 
 
 class Retention(WireModel):
@@ -96,6 +127,13 @@ class Retention(WireModel):
         le=365 * 24 * 3600,
         description="Delete finished DurableExecution objects of this workflow after this many seconds "
         "(an execution's own ttlSecondsAfterFinished wins).",
+    )
+    history_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=10 * 365 * 24 * 3600,
+        description="Workers this operator runs compact a completed or cancelled execution's step "
+        "history and audit this many seconds after it finished (`durable worker --retention`).",
     )
 
 
@@ -116,9 +154,30 @@ class DurableWorkflowSpec(WireModel):
     )
 
 
+VersionState = Literal["verifying", "current", "draining", "blocked"]
+
+
+class WorkerVersionStatus(WireModel):
+    """One worker version of this workflow: the one new executions go to, one being checked or
+    blocked, or an old one draining its in-flight executions."""
+
+    version: str = Field(max_length=63, description='The worker version ("" for unversioned workers).')
+    state: VersionState
+    image: str | None = Field(default=None, max_length=512)
+    replicas: int | None = Field(default=None, description="Desired replicas of its Deployment.")
+    ready_replicas: int | None = None
+    in_flight: int | None = Field(default=None, description="Its executions not finished yet.")
+    message: str | None = Field(default=None, max_length=1024)
+
+
 class DurableWorkflowStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = conditions_field()
+    current_version: str | None = Field(
+        default=None, max_length=63, description="The worker version new executions go to."
+    )
+    versions: list[WorkerVersionStatus] | None = Field(default=None, max_length=32)
+    draining: int | None = Field(default=None, description="Old versions still draining.")
     workers: int | None = Field(default=None, description="Desired worker replicas.")
     ready_workers: int | None = Field(default=None, description="Ready worker replicas.")
     running: int | None = Field(default=None, description="Executions not finished yet.")
