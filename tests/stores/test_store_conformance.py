@@ -281,6 +281,17 @@ async def test_acquire_outcomes(store: Store) -> None:
     assert await store.list_active() == []
 
 
+async def test_acquire_takes_over_its_own_orphaned_lease_only_when_told(store: Store) -> None:
+    lost = await running(store, worker="w1")  # as if this answer never reached w1
+    assert (await store.acquire("e1", "w1", TTL, now())).outcome == "busy"
+    assert (await store.acquire("e1", "w2", TTL, now(), own_orphan=True)).outcome == "busy"
+    again = await store.acquire("e1", "w1", TTL, now(), own_orphan=True)
+    assert again.outcome == "ok" and again.token > lost
+    with pytest.raises(LeaseLost):
+        await store.commit("e1", lost, Checkpoint(records=[step("a")]), now())
+    assert await store.commit("e1", again.token, Checkpoint(records=[step("a")]), now()) is False
+
+
 async def test_acquire_returns_the_whole_history(store: Store) -> None:
     token = await running(store)
     records = [step("a", result=1), step("b", result=[2])]
@@ -604,6 +615,20 @@ async def test_reclaim_takes_over_unacked_entries(store: Store) -> None:
     await store.ack([entry.entry_id])
     assert await store.reclaim("c3", 0, 10) == []
     assert await store.queue_depth() == 0
+
+
+async def test_delivered_to_answers_a_consumers_unacked_entries(store: Store) -> None:
+    for i in range(3):
+        await store.enqueue(f"e{i}", "start")
+    taken = await store.dequeue("c1", 2, 0)  # as if this answer were lost on the way back
+    again = await store.delivered_to("c1", 10)
+    assert [(e.entry_id, e.execution_id) for e in again] == [(e.entry_id, e.execution_id) for e in taken]
+    assert await store.delivered_to("c2", 10) == []
+    assert len(await store.delivered_to("c1", 1)) == 1
+    await store.ack([taken[0].entry_id])
+    assert [e.execution_id for e in await store.delivered_to("c1", 10)] == ["e1"]
+    # Nothing new is delivered by looking: e2 still waits for a reader.
+    assert [e.execution_id for e in await store.dequeue("c2", 10, 0)] == ["e2"]
 
 
 # ---------------------------------------------------------------------------- observers

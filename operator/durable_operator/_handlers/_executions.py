@@ -19,6 +19,7 @@ from durable import (
     ExecutionNotFound,
     InputValidationError,
     PermanentError,
+    RetryableError,
     WorkflowNotFound,
 )
 
@@ -71,7 +72,10 @@ async def execution_start(
     else:
         eid = status.get("executionId") or user_execution_id(meta["uid"])
     rt.executions[eid] = (namespace, name)
-    record = await rt.durable.get_execution(eid)
+    # The store unreachable is a short wait, not kopf's default back-off for unexpected errors (a
+    # minute), during which the mirror holds this object's status writes back.
+    with retry_later("store", retry_delay(retry), kind="DurableExecution"):
+        record = await rt.durable.get_execution(eid)
     if record is None and spec.execution_id is not None:
         patch.status.update(
             failed_status(
@@ -114,7 +118,8 @@ async def execution_start(
             )
             count("DurableExecution", "invalid")
             return
-        record = await rt.durable.get_execution(eid)
+        with retry_later("store", retry_delay(retry), kind="DurableExecution"):
+            record = await rt.durable.get_execution(eid)
         await rt.kube.event(
             as_dict(body), "Normal", "Created", f"execution {eid} created for workflow {ref.workflow_id}"
         )
@@ -192,8 +197,11 @@ async def execution_input_changed(
     if not eid or spec.execution_id is not None or eid != user_execution_id(meta["uid"]):
         return  # not started yet (the start handler reads the new spec) or not ours to start
     ref = rt.workflows.get((meta["namespace"], spec.workflow_ref))
-    if ref is None or await rt.durable.get_execution(eid) is None:
+    if ref is None:
         return
+    with retry_later("store", 1, kind="DurableExecution"):
+        if await rt.durable.get_execution(eid) is None:
+            return
     await _input_conflict(rt, body, eid, ref.workflow_id, spec.input, status, patch)
 
 
@@ -203,7 +211,7 @@ async def _write_status(rt: Runtime, namespace: str, name: str, eid: str, *, mar
     Not through kopf's `patch`: kopf applies it after the handler returns, without a
     precondition, over whatever the mirror wrote meanwhile.
     """
-    with retry_later(f"status of {eid}", 1, errors=(KubeError,), kind="DurableExecution"):
+    with retry_later(f"status of {eid}", 1, errors=(KubeError, RetryableError), kind="DurableExecution"):
         await write_execution_status(rt, namespace, name, eid, mark_lost=mark_lost)
 
 

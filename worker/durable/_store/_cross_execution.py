@@ -26,6 +26,12 @@ class ReadyQueue(abc.ABC):
         """New entries for this consumer, waiting up to `block_ms` for the first."""
 
     @abc.abstractmethod
+    async def delivered_to(self, consumer: str, count: int) -> list[QueueEntry]:
+        """Entries delivered to this consumer and not acked yet, oldest first: after a queue read whose
+        answer was lost (the connection dropped), the entries it took are found here at once instead of
+        after the visibility time-out."""
+
+    @abc.abstractmethod
     async def ack(self, entry_ids: Sequence[str]) -> None: ...
 
     @abc.abstractmethod

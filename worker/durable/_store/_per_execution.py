@@ -88,8 +88,14 @@ class Runs(abc.ABC):
     """A worker's side of one activation: the fenced lease, checkpoints, suspension, the final write."""
 
     @abc.abstractmethod
-    async def acquire(self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+    async def acquire(
+        self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int, *, own_orphan: bool = False
+    ) -> Acquired:
         """Take the lease and load the whole history in one step.
+
+        `own_orphan`: a lease held under `worker_id` is taken over instead of answering busy. The
+        caller says so when it runs nothing of this execution: such a lease is left by one of its
+        own acquires whose answer was lost (the connection dropped), which nobody would release.
 
         On `ok`: increments the fence counter (the returned token), sets the lease with a
         time-to-live, moves a non-final status to running (status event if it changed),

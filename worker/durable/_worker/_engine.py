@@ -74,6 +74,8 @@ class Engine:
         # Leases of activations abandoned because the store was unreachable: released before the
         # execution's next activation here, so the retry need not wait for the lease to expire.
         self._unreleased: dict[str, int] = {}
+        # Executions whose acquire is under way here.
+        self._acquiring: set[str] = set()
 
     async def run(self, execution_id: ExecutionId, entry_id: str | None = None) -> Outcome:
         """One activation. With `entry_id` (the queue entry that started it), a suspension or final
@@ -84,7 +86,16 @@ class Engine:
         if held is not None:
             await store.release(execution_id, self.worker_id, held)
             del self._unreleased[execution_id]
-        acquired = await store.acquire(execution_id, self.worker_id, self.lease_ttl_ms, now_ms())
+        # A lease under our worker id while we run nothing of this execution is an orphan: an acquire
+        # whose answer the connection lost. Taking it over spares waiting out its time-to-live.
+        own_orphan = execution_id not in self.active and execution_id not in self._acquiring
+        self._acquiring.add(execution_id)
+        try:
+            acquired = await store.acquire(
+                execution_id, self.worker_id, self.lease_ttl_ms, now_ms(), own_orphan=own_orphan
+            )
+        finally:
+            self._acquiring.discard(execution_id)
         if acquired.outcome == "busy":
             # The holder re-enqueues on release; this timer covers a holder that died.
             jitter = random.randint(5, 50)

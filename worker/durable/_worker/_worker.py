@@ -88,6 +88,8 @@ class Worker:
         self._with_schedules = schedules
         self._with_recover = recover
         self._inflight: set[asyncio.Task[None]] = set()
+        # Queue entries being run here now (by entry id).
+        self._running_entries: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
@@ -172,15 +174,29 @@ class Worker:
 
     async def _consume(self) -> None:
         backoff = Backoff()
+        # A read that failed may have taken entries whose answer never came: they are delivered to this
+        # worker and would wait for the visibility time-out; look for them once the store answers again.
+        lost_read = False
         while not self._stopping.is_set():
             free = self.concurrency - len(self._inflight)
             if free <= 0:
                 await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                entries = await self.store.dequeue(self.worker_id, free, int(self.max_idle_poll * 1000))
+                if lost_read:
+                    entries = [
+                        e
+                        for e in await self.store.delivered_to(self.worker_id, free)
+                        if e.entry_id not in self._running_entries
+                    ]
+                    lost_read = False
+                    if entries:
+                        log.info("took up %d entries delivered by a read whose answer was lost", len(entries))
+                else:
+                    entries = await self.store.dequeue(self.worker_id, free, int(self.max_idle_poll * 1000))
                 backoff = Backoff()
             except StoreUnavailable as exc:
+                lost_read = True
                 log.warning("queue read failed: %s; retrying in %.2f s", exc, backoff.delay)
                 await backoff.sleep()
                 continue
@@ -188,9 +204,17 @@ class Worker:
                 self._spawn(entry)
 
     def _spawn(self, entry: QueueEntry) -> None:
+        if entry.entry_id in self._running_entries:
+            return  # already running here (taken over from ourselves)
         task = asyncio.create_task(self._handle(entry), name=f"durable-run-{entry.execution_id}")
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        self._running_entries.add(entry.entry_id)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._inflight.discard(t)
+            self._running_entries.discard(entry.entry_id)
+
+        task.add_done_callback(done)
 
     async def _handle(self, entry: QueueEntry) -> None:
         backoff = Backoff()

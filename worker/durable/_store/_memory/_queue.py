@@ -27,6 +27,12 @@ class MemoryQueue(MemoryPart, ReadyQueue):
             out.append(entry)
         return out
 
+    async def delivered_to(self, consumer: str, count: int) -> list[QueueEntry]:
+        mine = [
+            e for e, owner, _t, v in self._state.pending.values() if owner == consumer and v == self._version
+        ]
+        return mine[:count]
+
     async def ack(self, entry_ids: Sequence[str]) -> None:
         pending = self._state.pending
         for entry_id in entry_ids:

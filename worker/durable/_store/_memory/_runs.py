@@ -10,7 +10,9 @@ from ._state import MemoryPart
 
 
 class MemoryRuns(MemoryPart, Runs):
-    async def acquire(self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+    async def acquire(
+        self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int, *, own_orphan: bool = False
+    ) -> Acquired:
         st = self._state
         ex = st.execs.get(execution_id)
         if ex is None:
@@ -20,6 +22,8 @@ class MemoryRuns(MemoryPart, Runs):
         if ex.version != self._version:
             return Acquired("moved")
         holder = ex.lease_holder(now_ms)
+        if holder is not None and own_orphan and holder[0] == worker_id:
+            holder = None
         if holder is not None:
             ex.rewake = True
             return Acquired("busy", retry_after_ms=max(1, holder[2] - now_ms))

@@ -49,6 +49,15 @@ class RedisQueue(RedisPart, ReadyQueue):
             await self.ack([text(b) for b in broken])
         return out
 
+    async def delivered_to(self, consumer: str, count: int) -> list[QueueEntry]:
+        # Reading from id 0 answers this consumer's pending entries instead of new ones.
+        raw = await self._redis.read_group(self.keys.queue(), QUEUE_GROUP, consumer, "0", count, None)
+        broken: list[bytes] = []
+        out = _queue_entries(raw, broken)
+        if broken:
+            await self.ack([text(b) for b in broken])
+        return out
+
     async def ack(self, entry_ids: Sequence[str]) -> None:
         if not entry_ids:
             return

@@ -20,9 +20,12 @@ __all__ = ["RedisRuns"]
 
 
 class RedisRuns(RedisPart, Runs):
-    async def acquire(self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int) -> Acquired:
+    async def acquire(
+        self, execution_id: ExecutionId, worker_id: str, ttl_ms: int, now_ms: int, *, own_orphan: bool = False
+    ) -> Acquired:
         keys = self.keys.execution_keys(execution_id)
-        res = await self._redis.script("acquire", keys, [execution_id, now_ms, worker_id, ttl_ms])
+        args = [execution_id, now_ms, worker_id, ttl_ms, "1" if own_orphan else "0"]
+        res = await self._redis.script("acquire", keys, args)
         outcome = text(res[0])
         if outcome == "ok":
             return Acquired("ok", token=int(res[1]), record=record(execution_id, res[2]), steps=steps(res[3]))

@@ -1,4 +1,5 @@
--- acquire. ARGV: 3 worker id, 4 ttl ms.
+-- acquire. ARGV: 3 worker id, 4 ttl ms, 5 '1' if a lease held under this worker id is an orphan the caller
+-- may take over (its own acquire whose answer was lost: the caller runs nothing of this execution now).
 -- Returns {'missing'} | {'finished'} | {'moved', version} | {'busy', pttl} | {'ok', token, exec fields, step records}.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return { 'missing' }
@@ -13,6 +14,9 @@ if (f[6] or '') ~= QUEUE_VERSION then
   return { 'moved', f[6] or '' }
 end
 local pttl = redis.call('PTTL', KEYS[3])
+if pttl ~= -2 and ARGV[5] == '1' and string.match(redis.call('GET', KEYS[3]) or '', '^(.*):%d+$') == ARGV[3] then
+  pttl = -2
+end
 if pttl ~= -2 then
   redis.call('HSET', KEYS[1], 'rewake', '1')
   if pttl < 1 then
