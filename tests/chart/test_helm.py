@@ -268,7 +268,7 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     assert worker["spec"]["replicas"] == 3
     wc = worker["spec"]["template"]["spec"]["containers"][0]
     assert wc["args"][:5] == ["worker", "--app", "shop.workflows", "--concurrency", "128"]
-    assert wc["args"][-2:] == ["--retention", "604800"]
+    assert wc["args"][-4:] == ["--version", "2026.12-a", "--retention", "604800"]
     assert {"name": "SHOP_REGION", "value": "eu-west-1"} in wc["env"]
     sm = full["ServiceMonitor", "rel-durable-workflows"]
     assert sm["metadata"]["labels"]["release"] == "prometheus"
@@ -283,6 +283,7 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     [
         (["--set", "worker.concurrency=0"], "minimum"),
         (["--set", "worker.retentionSeconds=-1"], "retentionSeconds"),
+        (["--set", "worker.version=x@y"], "version"),
         (["--set", "operator.logLevel=LOUD"], "logLevel"),
         (["--set", "surprise=1"], "surprise"),
         (["--set", "redis.enabled=false"], "set redis.url, redis.existingSecret, or redis.enabled=true"),
