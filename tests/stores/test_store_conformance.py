@@ -649,6 +649,26 @@ async def test_status_events_through_a_group(store: Store) -> None:
     assert len(await store.read_status_events("other", "c1", 100, 0)) == 4
 
 
+async def test_status_events_tailed_without_a_group(store: Store) -> None:
+    # Nothing yet: from now on, on an empty stream too.
+    assert await store.tail_status_events(None, 100, 0) == ([], "0-0")
+    await create(store, "e1")
+    events, cursor = await store.tail_status_events("0-0", 100, 0)
+    assert [(e.execution_id, e.status) for e in events] == [("e1", Status.PENDING)]
+    assert cursor == events[-1].event_id
+    # None starts after the newest event; a blocked read wakes on the next one.
+    _, now_cursor = await store.tail_status_events(None, 100, 0)
+    assert now_cursor == cursor
+    waiting = asyncio.ensure_future(store.tail_status_events(now_cursor, 100, 2000))
+    await asyncio.sleep(0.05)
+    await create(store, "e2")
+    events, later = await asyncio.wait_for(waiting, 3)
+    assert [e.execution_id for e in events] == ["e2"] and later != cursor
+    assert await store.tail_status_events(later, 100, 50) == ([], later)
+    # Tailing leaves no group behind: a group still reads everything.
+    assert len(await store.read_status_events("ops", "c1", 100, 0)) == 2
+
+
 async def test_status_events_survive_a_new_store_object(store: Store, redis_url: str) -> None:
     if not isinstance(store, RedisStore):
         pytest.skip("state shared between store objects needs Redis")
