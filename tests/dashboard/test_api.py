@@ -407,3 +407,31 @@ async def test_live_status_events(served: Served) -> None:
         await asyncio.wait_for(read(), 10)
     assert {e["execution_id"] for e in seen} == {waiting}
     assert "running" in [e["status"] for e in seen] and seen[-1]["status"] == "completed"
+
+
+async def test_force_fail_marks_a_stuck_execution_failed_and_audits_it(served: Served) -> None:
+    waiting, failed, sleeping = await _three(served)
+    http, d = served.http, served.durable
+    url = f"/api/executions/{sleeping}/force-fail"
+    csrf = await served.csrf()
+    assert (await http.post(url, json={"reason": "stuck"}, headers={"X-CSRF-Token": csrf})).status_code == 401
+    assert (await d.get_execution(sleeping)).status == Status.SLEEPING  # type: ignore[union-attr]
+
+    reply = await http.post(url, json={"reason": "stuck on a dead API"}, headers=BEARER)
+    assert reply.status_code == 200 and reply.json()["message"] == "marked failed"
+    record = await d.get_execution(sleeping)
+    assert record is not None and record.status == Status.FAILED
+    assert "stuck on a dead API" in json.dumps(record.error)
+    assert any(e.actor == "dashboard:api" and "fail" in e.kind for e in await d.list_audit_entries(sleeping))
+    # Already final: 409, nothing changes; a page shows the failure.
+    assert (
+        await http.post(f"/api/executions/{failed}/force-fail", json={}, headers=BEARER)
+    ).status_code == 409
+    assert "stuck on a dead API" in (await http.get(f"/executions/{sleeping}")).text
+    # And a signed-in session fails one from the page's form as well.
+    csrf = await served.sign_in(name="bob")
+    reply = await http.post(
+        f"/api/executions/{waiting}/force-fail", json={"reason": "abandoned"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert reply.status_code == 200
+    assert any(e.actor == "dashboard:bob" for e in await d.list_audit_entries(waiting))

@@ -44,8 +44,6 @@ def _errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
             return json_response({"error": exc.message, "type": type(exc).__name__}, error_status(exc))
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
-        except NotImplementedError as exc:
-            return json_response({"error": str(exc)}, 501)
 
     return guarded
 
@@ -134,13 +132,8 @@ async def _skip_step(d: Durable, eid: str, body: dict[str, Any], who: Identity) 
 
 async def _force_fail(d: Durable, eid: str, body: dict[str, Any], who: Identity) -> str:
     reason = _text(body, "reason") or "failed by an operator from the dashboard"
-    # `Durable.force_fail` arrives with the force-fail change (branch v11-fail); until it is merged the
-    # action answers 501.
-    force_fail = getattr(d, "force_fail", None)
-    if force_fail is None:
-        raise NotImplementedError("force-fail is not available in this version")
-    await force_fail(eid, reason, actor=who.actor)
-    return "marked failed"
+    status = await d.force_fail(eid, reason, actor=who.actor)
+    return "marked failed" if status.value == "failed" else "fail requested: it stops at its next checkpoint"
 
 
 async def _signal(d: Durable, eid: str, body: dict[str, Any], who: Identity) -> str:

@@ -45,7 +45,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,  # every value is escaped unless marked safe (only the server-drawn SVG is)
-    undefined=jinja2.StrictUndefined,
+    # Stored data varies in shape (an error without a traceback, say): a missing key renders empty.
+    undefined=jinja2.Undefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
