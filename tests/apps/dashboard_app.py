@@ -43,3 +43,17 @@ async def sleepy(ctx: Any, value: Any) -> str:
 
 
 WORKFLOWS = [greet, fail, sleepy]
+
+
+@workflow("dash.flaky")
+async def flaky(ctx: Any, value: Any) -> None:
+    """Fails once and waits an hour for its next attempt: the page shows the retry due."""
+    await ctx.step(
+        "call-api",
+        _explode,
+        value,
+        retry=RetryPolicy(max_attempts=3, initial_interval=3600, max_interval=3600),
+    )
+
+
+WORKFLOWS.append(flaky)

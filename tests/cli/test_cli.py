@@ -719,6 +719,13 @@ def test_schedules(cli: Cli, redis_url: str, worker: WorkerProcess) -> None:
     detail = cli.ok("schedules", "get", "every-second")
     assert "paused" in detail and "bob" in detail and "resumed" in detail
 
+    triggered = cli.json("schedules", "trigger", "nightly", "--actor", "carol")["execution_id"]
+    assert triggered.startswith("nightly@manual-")
+    assert cli.wait_status(triggered, "completed")["execution"]["workflow_id"]
+    assert "triggered" in cli.ok("schedules", "get", "nightly") and "carol" in cli.ok(
+        "schedules", "get", "nightly"
+    )
+
     listed = cli.json("schedules", "list")
     assert [s["schedule_id"] for s in listed] == ["every-second", "nightly"]
     nightly = listed[1]
@@ -732,7 +739,7 @@ def test_schedules(cli: Cli, redis_url: str, worker: WorkerProcess) -> None:
     cli.fails_all(
         *(
             case("schedules", action, "every-second", needle="schedule 'every-second' does not exist", code=1)
-            for action in ("get", "pause", "resume", "remove")
+            for action in ("get", "pause", "resume", "trigger", "remove")
         ),
         case("schedules", "get", needle="Missing argument", code=2),
     )

@@ -435,3 +435,14 @@ async def test_force_fail_marks_a_stuck_execution_failed_and_audits_it(served: S
     )
     assert reply.status_code == 200
     assert any(e.actor == "dashboard:bob" for e in await d.list_audit_entries(waiting))
+
+
+async def test_a_retry_due_is_the_current_wait(served: Served) -> None:
+    eid = await served.durable.start("dash.flaky", 1, execution_id="flaky-1")
+    await served.wait_status(eid, Status.SLEEPING)
+    view = (await served.http.get(f"/api/executions/{eid}")).json()
+    assert view["wait"]["kind"] == "retry" and view["wait"]["step_id"] == "call-api"
+    assert datetime.fromisoformat(view["wait"]["until"]) > datetime.now(UTC) + timedelta(minutes=59)
+    (step,) = view["steps"]
+    assert (step["status"], step["attempt"]) == ("retry", 1)
+    assert "retry of call-api due" in (await served.http.get(f"/executions/{eid}")).text

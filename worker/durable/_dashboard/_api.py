@@ -252,9 +252,9 @@ async def events(request: Request) -> Response:
     live = hub(request)
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n\n"
         async with live.subscribe() as queue:
-            yield b": subscribed\n\n"
+            # The first bytes (and so the headers, the browser's `open`) go out once subscribed.
+            yield b"retry: 2000\n\n: subscribed\n\n"
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), 15)

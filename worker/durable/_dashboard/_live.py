@@ -28,16 +28,20 @@ class StatusHub:
         self._block_ms = block_ms
         self._queues: set[asyncio.Queue[StatusEvent]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
         # Where the tail stands: kept across idle periods only while the reader runs.
         self._cursor: str | None = None
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[StatusEvent]]:
+        """A queue of every status change from now on: the tail's position is fixed before this
+        returns, so a change made after it is delivered."""
         queue: asyncio.Queue[StatusEvent] = asyncio.Queue(_QUEUE_SIZE)
-        self._queues.add(queue)
-        if self._task is None or self._task.done():
-            self._cursor = None
-            self._task = asyncio.create_task(self._run(), name="durable-dashboard-status-tail")
+        async with self._starting:
+            if self._task is None or self._task.done():
+                _, self._cursor = await self._feed.tail_status_events(None, 1, 0)
+                self._task = asyncio.create_task(self._run(), name="durable-dashboard-status-tail")
+            self._queues.add(queue)
         try:
             yield queue
         finally:
