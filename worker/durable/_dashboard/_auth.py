@@ -13,6 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -114,14 +115,12 @@ def save_session(request: Request, response: Response, session: Session) -> None
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=https(request),
     )
 
 
 def clear_session(request: Request, response: Response) -> None:
-    response.delete_cookie(
-        COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
-    )
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=https(request))
 
 
 def _bearer(request: Request) -> str | None:
@@ -130,14 +129,34 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
+def https(request: Request) -> bool:
+    """Served over https here or at a proxy in front (X-Forwarded-Proto: it can only make the cookie
+    stricter, so it is believed from anyone)."""
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
+
+
 def check_origin(request: Request) -> None:
-    """Refuse a request a page of another origin sent (browsers send `Origin` with every POST)."""
+    """Refuse a request a page of another site sent (browsers send `Origin` with every POST).
+
+    The Origin's host and port must be the ones the request was sent to (its Host header); the scheme is
+    not compared, because behind a TLS-terminating Ingress the page is https and the request to us http.
+    """
     origin = request.headers.get("origin")
     if origin is None:
         return  # not a browser (curl, a script): they carry a bearer token or a CSRF token anyway
-    expected = f"{request.url.scheme}://{request.url.netloc}"
-    if origin != expected:
-        raise Denied(403, f"cross-origin request refused (Origin {origin!r} is not {expected!r})")
+    try:
+        parts = urlsplit(origin)
+        origin_host = parts.netloc.lower()
+        default_port = {"http": 80, "https": 443}.get(parts.scheme)
+        if parts.port is not None and parts.port == default_port:
+            origin_host = (parts.hostname or "").lower()
+    except ValueError:
+        origin_host = ""
+    host = request.headers.get("host", "").lower()
+    for suffix in (":80", ":443"):
+        host = host.removesuffix(suffix)
+    if not origin_host or origin_host != host:
+        raise Denied(403, f"cross-origin request refused (Origin {origin!r} is not this dashboard)")
 
 
 def check_csrf(request: Request, session: Session, sent: str | None) -> None:
