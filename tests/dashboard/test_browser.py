@@ -86,7 +86,7 @@ async def _examples(served: Served) -> tuple[str, str, str]:
     return waiting, failed, sleeping
 
 
-async def test_pages_show_the_executions_and_save_screenshots(browser: Browser, served: Served) -> None:
+async def test_pages_show_the_executions_and_save_screenshots(served: Served, browser: Browser) -> None:
     waiting, failed, sleeping = await _examples(served)
     page = await _page(browser, served)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,7 @@ async def test_an_action_without_signing_in_is_refused_and_the_page_says_so(
     await page.locator("#flash", has_text="not valid JSON").wait_for()
 
 
-async def test_a_script_in_an_input_renders_as_text(browser: Browser, served: Served) -> None:
+async def test_a_script_in_an_input_renders_as_text(served: Served, browser: Browser) -> None:
     evil = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
     eid = await served.durable.start("dash.greet", evil, execution_id="evil-1")
     await served.wait_status(eid, Status.WAITING)
@@ -182,7 +182,7 @@ async def test_a_script_in_an_input_renders_as_text(browser: Browser, served: Se
     assert await page.locator("#input script, main img[src=x]").count() == 0
 
 
-async def test_force_fail_and_a_schedule_trigger_from_the_pages(browser: Browser, served: Served) -> None:
+async def test_force_fail_and_a_schedule_trigger_from_the_pages(served: Served, browser: Browser) -> None:
     _waiting, _failed, sleeping = await _examples(served)
     page = await _page(browser, served)
     await _sign_in(page)
@@ -203,4 +203,16 @@ async def test_force_fail_and_a_schedule_trigger_from_the_pages(browser: Browser
     await page.locator("#audit", has_text="dashboard:grace").wait_for()
     audit = [(a.kind, a.actor) for a in await served.durable.schedules.audit("nightly-report")]
     assert audit[-1] == ("triggered", "dashboard:grace")
+    assert _js_errors(page) == []
+
+
+async def test_the_list_shows_a_new_execution_without_a_reload(served: Served, browser: Browser) -> None:
+    page = await _page(browser, served)
+    await page.goto("/executions")
+    await page.wait_for_selector("body[data-live-connected='1']")
+    assert await page.locator("#executions tr.empty").count() == 1
+    eid = await served.durable.start("dash.greet", {"name": "new"}, execution_id="arrived-1")
+    await page.locator(f"#executions tr[data-id='{eid}']").wait_for(timeout=10_000)
+    await page.locator(f"#executions tr[data-id='{eid}'] .status.s-waiting").wait_for(timeout=10_000)
+    assert await page.inner_text("[data-count=waiting]") == "1"
     assert _js_errors(page) == []

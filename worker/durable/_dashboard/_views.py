@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -51,8 +53,29 @@ def summary(record: ExecutionRecord) -> dict[str, Any]:
     }
 
 
+# Counts per (client, workflow filter) for a moment: live pages refresh on every status change, and
+# counting reads up to `COUNT_CAP` records.
+_COUNT_TTL_S = 2.0
+_counted: weakref.WeakKeyDictionary[Durable, dict[str | None, tuple[float, dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def status_counts(durable: Durable, workflow: str | None = None) -> dict[str, Any]:
-    """Executions per status (of `workflow`, or all), over the newest `COUNT_CAP` at most."""
+    """Executions per status (of `workflow`, or all), over the newest `COUNT_CAP` at most. A count that
+    took more than one page of reads is reused for `_COUNT_TTL_S` seconds (small counts are always
+    fresh: a page that shows the last change of a quiet system shows its counts too)."""
+    cache = _counted.setdefault(durable, {})
+    hit = cache.get(workflow)
+    if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL_S:
+        return hit[1]
+    result = await _count(durable, workflow)
+    if result["total"] >= _COUNT_PAGE:
+        cache[workflow] = (time.monotonic(), result)
+    return result
+
+
+async def _count(durable: Durable, workflow: str | None) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
     seen = 0
     cursor: str | None = None

@@ -90,9 +90,11 @@
   var live = document.querySelector("[data-live]");
   var pending = null;
 
+  // At most one refresh a second on a list (a busy system changes status all the time), sooner on one execution.
   function refresh() {
     if (!live) { return; }
     if (pending) { return; }
+    var delay = live.getAttribute("data-live") === "list" ? 1000 : 150;
     pending = window.setTimeout(function () {
       pending = null;
       fetch(live.getAttribute("data-api"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -101,7 +103,7 @@
           if (!data) { return; }
           if (live.getAttribute("data-live") === "list") { renderList(data); } else { renderExecution(data); }
         }).catch(function () {});
-    }, 150);
+    }, delay);
   }
 
   function replaceRows(tbody, rows, columns, emptyText) {
@@ -121,9 +123,11 @@
   }
 
   function renderList(data) {
-    replaceRows(live.querySelector("tbody"), data.executions.map(function (e) {
+    var tbody = live.querySelector("tbody");
+    replaceRows(tbody, data.executions.map(function (e) {
       return [execLink(e.execution_id), e.workflow_id, statusBadge(e.status), e.current_step || "", when(e.created_at), when(e.updated_at)];
     }), 6, "No executions match.");
+    data.executions.forEach(function (e, i) { if (tbody.rows[i]) { tbody.rows[i].setAttribute("data-id", e.execution_id); } });
     Object.keys(data.counts || {}).forEach(function (s) {
       var c = document.querySelector('[data-count="' + s + '"]');
       if (c) { c.textContent = String(data.counts[s]); }
