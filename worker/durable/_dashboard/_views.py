@@ -12,7 +12,6 @@ from .._client._durable import Durable
 from .._errors import DurableError, ExecutionNotFound, WorkflowNotFound
 from .._history import StepStatus
 from .._records import ExecutionRecord, Status, ms_to_dt
-from .._workflow._definitions import registered_workflows
 
 __all__ = [
     "COUNT_CAP",
@@ -201,7 +200,8 @@ def _known_signals(flow: dict[str, Any] | None, record: ExecutionRecord) -> set[
 
 async def workflow_list(durable: Durable, *, failures: int = 5) -> list[dict[str, Any]]:
     """Registered workflows and those seen in executions, with counts per status and recent failures."""
-    registered = {w.workflow_id for w in registered_workflows()} | set(durable.registry)
+    # The client's own workflows (`durable dashboard` builds it with those its --app modules register).
+    registered = set(durable.registry)
     per: dict[str, dict[str, int]] = {}
     seen = 0
     cursor: str | None = None
