@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TOOLS := .tools
 PYTEST_ARGS ?=
 
-.PHONY: help install redis-server tools demo test lint typecheck unit slow crds bench soak e2e clean
+.PHONY: help install redis-server chromium tools demo test lint typecheck unit slow crds bench soak e2e clean
 
 help:
 	@echo "make demo   - run the order workflow on the embedded MemoryStore (DURABLE_REDIS_URL switches to Redis)"
@@ -31,6 +31,14 @@ redis-server:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
+# The dashboard's browser tests drive the Debian package's headless Chromium through Playwright
+# (no browser download); install it if the machine lacks it.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium from the system packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 tools: install
 	@$(PY) scripts/fetch_tools.py $(TOOLS)
 
@@ -45,7 +53,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install redis-server tools lint typecheck
+test: install redis-server chromium tools lint typecheck
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The fast tests without the helm/kubectl binaries (tests/<part>/ folders are markers too: -m stores).

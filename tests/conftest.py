@@ -99,7 +99,7 @@ EXAMPLE_VERSION = "0.1.0"
 # Each folder is a part; its name is a marker (`-m stores`, `-m "not operator"`). The chart's tests and
 # every test on the emulated cluster (which `kubectl` drives) need the real helm/kubectl binaries
 # (`cluster_tools`), so `make unit` can leave them out.
-_PARTS = ("engine", "stores", "schedules", "cli", "operator", "chart", "faults")
+_PARTS = ("engine", "stores", "schedules", "cli", "operator", "chart", "faults", "dashboard")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

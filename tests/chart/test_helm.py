@@ -259,7 +259,11 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
         ("KopfPeering", "orders/rel-durable-workflows"),
         ("KopfPeering", "billing/rel-durable-workflows"),
     }
-    for dep in ("rel-durable-workflows-operator", "rel-durable-workflows-worker"):
+    for dep in (
+        "rel-durable-workflows-operator",
+        "rel-durable-workflows-worker",
+        "rel-durable-workflows-dashboard",
+    ):
         spec = full["Deployment", dep]["spec"]["template"]["spec"]
         assert {"name": "redis-ca", "secret": {"secretName": "redis-ca"}} in spec["volumes"]
         mounts = spec["containers"][0]["volumeMounts"]
@@ -278,9 +282,91 @@ def test_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
 
 
+DASHBOARD = ("Deployment", "Service", "Ingress", "Secret")
+
+
+def test_no_dashboard_unless_enabled(default: dict[tuple[str, str], dict[str, Any]]) -> None:
+    assert not [k for k in default if "dashboard" in k[1]]
+
+
+def test_dashboard_with_full_values(full: dict[tuple[str, str], dict[str, Any]]) -> None:
+    names = {k for k in full if "dashboard" in k[1]}
+    assert names == {
+        ("Deployment", "rel-durable-workflows-dashboard"),
+        ("Service", "rel-durable-workflows-dashboard"),
+        ("Ingress", "rel-durable-workflows-dashboard"),
+        ("Secret", "rel-durable-workflows-dashboard-token"),
+    }
+    assert full["Secret", "rel-durable-workflows-dashboard-token"]["stringData"] == {
+        "token": "a-long-dashboard-token-for-ci"
+    }
+    dep = full["Deployment", "rel-durable-workflows-dashboard"]
+    assert (
+        dep["spec"]["replicas"] == 2
+        and dep["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"
+    )
+    pod = dep["spec"]["template"]["spec"]
+    # It never talks to the Kubernetes API: no ServiceAccount token, no ServiceAccount of its own.
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    (c,) = pod["containers"]
+    assert c["image"] == "registry.example.com/durable/worker:1.2.3"
+    assert c["args"] == [
+        "dashboard", "--host", "0.0.0.0", "--port", "8080", "--redis-url", "$(DURABLE_REDIS_URL)",
+        "--app", "shop.workflows", "--read-token",
+    ]  # fmt: skip
+    env = {e["name"]: e for e in c["env"]}
+    assert env["DURABLE_DASHBOARD_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-durable-workflows-dashboard-token",
+        "key": "token",
+    }
+    assert env["DURABLE_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rel-durable-workflows-redis-url"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    svc = full["Service", "rel-durable-workflows-dashboard"]
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    ing = full["Ingress", "rel-durable-workflows-dashboard"]["spec"]
+    assert ing["ingressClassName"] == "nginx" and ing["tls"][0]["secretName"] == "durable-dashboard-tls"
+    (rule,) = ing["rules"]
+    assert rule["host"] == "durable.shop.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "rel-durable-workflows-dashboard",
+        "port": {"name": "http"},
+    }
+
+
+def test_dashboard_token_from_an_existing_secret_or_none() -> None:
+    objs = render(
+        "--set", "dashboard.enabled=true",
+        "--set", "dashboard.auth.existingSecret=ops-token",
+        "--set", "dashboard.auth.existingSecretKey=dash",
+    )  # fmt: skip
+    assert ("Secret", "rel-durable-workflows-dashboard-token") not in objs
+    assert ("Ingress", "rel-durable-workflows-dashboard") not in objs
+    (c,) = objs["Deployment", "rel-durable-workflows-dashboard"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["DURABLE_DASHBOARD_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "ops-token", "key": "dash"}
+    assert "--read-token" not in c["args"]
+    # No token at all: a read-only dashboard (no token variable; actions are refused).
+    bare = render(
+        "--set",
+        "dashboard.enabled=true",
+        "--set",
+        "dashboard.auth.dangerouslyAllowUnauthenticatedActions=true",
+    )
+    (c,) = bare["Deployment", "rel-durable-workflows-dashboard"]["spec"]["template"]["spec"]["containers"]
+    assert "DURABLE_DASHBOARD_TOKEN" not in {e["name"] for e in c["env"]}
+    assert c["args"][-1] == "--dangerously-allow-unauthenticated-actions"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["--set", "dashboard.enabled=true", "--set", "dashboard.auth.protectReads=true"],
+            "protectReads needs a token",
+        ),
+        (["--set", "dashboard.auth.token=short"], "token"),
+        (["--set", "dashboard.service.type=Magic"], "type"),
         (["--set", "worker.concurrency=0"], "minimum"),
         (["--set", "worker.retentionSeconds=-1"], "retentionSeconds"),
         (["--set", "worker.version=x@y"], "version"),

@@ -552,6 +552,34 @@ def test_skip_step_on_a_signal_wait_validates_the_payload(
 # ---------------------------------------------------------------------------- operator actions
 
 
+def test_fail_a_sleeping_execution_then_retry_it(cli: Cli, worker: WorkerProcess) -> None:
+    napper = cli.ok("start", "cli.sleepy").strip()
+    cli.wait_status(napper, "sleeping")
+    cli.fails_all(
+        case("fail", napper, needle="Missing option '--reason'", code=2),
+        case("fail", napper, "--reason", "  ", needle="--reason must not be empty"),
+        case("fail", "nope", "--reason", "stuck", needle="'nope'"),
+    )
+    assert cli.wait_status(napper, "sleeping")["execution"]["error"] is None  # nothing was written
+    out = cli.json("fail", napper, "--reason", "stuck on a dead API", "--actor", "alice")
+    assert out == {"execution_id": napper, "status": "failed"}
+    detail = cli.wait_status(napper, "failed")
+    assert detail["execution"]["error"] == {
+        "type": "ForcedFailure",
+        "message": "stuck on a dead API",
+        "fields": {"reason": "stuck on a dead API", "actor": "alice"},
+    }
+    forced = [a for a in detail["audit"] if a["kind"] == "failed.forced"]
+    assert len(forced) == 1 and forced[0]["actor"] == "alice"
+    cli.fails("fail", napper, "--reason", "again", needle="already finished")
+    # A forced failure is retried like any other: the execution sleeps again.
+    assert "retrying" in cli.ok("retry", napper)
+    assert cli.wait_status(napper, "sleeping")["execution"]["attempt"] == 2
+    second = cli.ok("start", "cli.sleepy").strip()
+    cli.wait_status(second, "sleeping")
+    assert cli.ok("fail", second, "--reason", "stuck").strip() == f"failed {second}"
+
+
 def test_cancel_retry_and_skip_step(cli: Cli, worker: WorkerProcess, tmp_path: Path) -> None:
     # cancel, with the actor from --actor in the audit
     napper = cli.ok("start", "cli.sleepy").strip()
@@ -691,6 +719,13 @@ def test_schedules(cli: Cli, redis_url: str, worker: WorkerProcess) -> None:
     detail = cli.ok("schedules", "get", "every-second")
     assert "paused" in detail and "bob" in detail and "resumed" in detail
 
+    triggered = cli.json("schedules", "trigger", "nightly", "--actor", "carol")["execution_id"]
+    assert triggered.startswith("nightly@manual-")
+    assert cli.wait_status(triggered, "completed")["execution"]["workflow_id"]
+    assert "triggered" in cli.ok("schedules", "get", "nightly") and "carol" in cli.ok(
+        "schedules", "get", "nightly"
+    )
+
     listed = cli.json("schedules", "list")
     assert [s["schedule_id"] for s in listed] == ["every-second", "nightly"]
     nightly = listed[1]
@@ -704,7 +739,7 @@ def test_schedules(cli: Cli, redis_url: str, worker: WorkerProcess) -> None:
     cli.fails_all(
         *(
             case("schedules", action, "every-second", needle="schedule 'every-second' does not exist", code=1)
-            for action in ("get", "pause", "resume", "remove")
+            for action in ("get", "pause", "resume", "trigger", "remove")
         ),
         case("schedules", "get", needle="Missing argument", code=2),
     )

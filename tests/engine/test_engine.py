@@ -514,6 +514,63 @@ async def test_cancel_running_execution_stops_at_next_checkpoint(durable: Durabl
     assert kinds[-2:] == ["cancel.requested", "cancelled"]
 
 
+@workflow("test.force_fail_saga")
+async def force_fail_saga(ctx: WorkflowContext, _: Any) -> Any:
+    async def stuck() -> str:
+        CALLS["ff.stuck"] += 1
+        await RUNNING_GATE["gate"].wait()
+        return "unstuck"
+
+    await ctx.step("reserve", counted, "ff.reserve", {"r": 1}, compensate=lambda r: counted("ff.undo", r))
+    try:
+        await ctx.step("stuck", stuck)
+        await ctx.step("after", counted, "ff.after")
+    except Exception:
+        await ctx.rollback()
+        raise
+    return "done"
+
+
+async def test_force_fail_a_running_execution_skips_compensations(durable: Durable) -> None:
+    RUNNING_GATE["gate"] = asyncio.Event()
+    eid = await durable.start(force_fail_saga, None)
+    while CALLS["ff.stuck"] == 0:
+        await asyncio.sleep(0.01)
+    with pytest.raises(ValueError, match="reason"):
+        await durable.force_fail(eid, " ")
+    assert await durable.force_fail(eid, "stuck on a dead API", actor="ops") == Status.RUNNING
+    RUNNING_GATE["gate"].set()  # the long step ends; its commit finds the request
+    with pytest.raises(WorkflowFailedError, match="stuck on a dead API"):
+        await durable.wait(eid, timeout=10)
+    record = await durable.get_execution(eid)
+    assert record is not None and record.status == Status.FAILED
+    assert record.error == {
+        "type": "ForcedFailure",
+        "message": "stuck on a dead API",
+        "fields": {"reason": "stuck on a dead API", "actor": "ops"},
+    }
+    assert CALLS["ff.undo"] == 0 and CALLS["ff.after"] == 0
+    assert [s.step_id for s in await durable.list_step_results(eid)] == ["reserve"]
+    kinds = [a.kind for a in await durable.list_audit_entries(eid)]
+    assert kinds[-2:] == ["fail.requested", "failed.forced"]
+    with pytest.raises(ExecutionFinished):
+        await durable.force_fail(eid, "again")
+    # Retried like any failure: the kept step is memoized, the rest runs.
+    await durable.retry(eid)
+    assert await durable.wait(eid, timeout=10) == "done"
+    assert CALLS["ff.reserve"] == 1 and CALLS["ff.after"] == 1 and CALLS["ff.undo"] == 0
+
+
+async def test_force_fail_an_idle_execution(durable: Durable) -> None:
+    eid = await durable.start(long_wait, None)
+    await _until(durable, eid, Status.WAITING)
+    assert await durable.force_fail(eid, "gave up") == Status.FAILED
+    with pytest.raises(WorkflowFailedError, match="gave up"):
+        await durable.wait(eid, timeout=5)
+    with pytest.raises(ExecutionNotFound):
+        await durable.force_fail("nope", "gave up")
+
+
 async def test_failed_execution_then_retry_reuses_completed_steps(durable: Durable) -> None:
     eid = await durable.start(fails, None)
     with pytest.raises(WorkflowFailedError, match="no truck"):

@@ -79,6 +79,27 @@ async def test_the_schedules_client(store: Store) -> None:
     assert [i.schedule_id for i in await schedules.list()] == [once]
 
 
+async def test_trigger_starts_one_run_now_and_audits_it(store: Store) -> None:
+    d = Durable(store=store, workflows=[echo], actor="tester")
+    before = await d.schedules.ensure(echo, {"n": 2}, id="nightly", cron="0 3 * * *", overlap="forbid")
+    await d.schedules.pause("nightly")
+    eid = await d.schedules.trigger("nightly", actor="ops")
+    assert eid == f"nightly@manual-{int(T0.timestamp() * 1000)}"
+    async with d.worker(concurrency=2):
+        assert await d.wait(eid, timeout=10) == {"n": 2}
+    after = await d.schedules.get("nightly")
+    # Outside its slots: paused stays paused, counters, last run and timing unchanged.
+    assert after.paused and (after.fired_count, after.last_execution_id) == (0, None)
+    assert after.cron == before.cron and after.overlap == "forbid"
+    kinds = [(e.kind, e.actor) for e in await d.schedules.audit("nightly")]
+    assert kinds[-1] == ("triggered", "ops") and eid in (await d.schedules.audit("nightly"))[-1].message
+    # A client without the workflow's code triggers it too; an unknown schedule raises.
+    bare = Durable(store=store, allow_unregistered=True)
+    assert (await d.get_execution(await bare.schedules.trigger("nightly"))) is not None
+    with pytest.raises(ScheduleNotFound):
+        await d.schedules.trigger("missing")
+
+
 async def test_schedules_resolve_workflows_as_their_client_does() -> None:
     d = Durable(workflows=[echo])
     await d.schedules.ensure(other, None, id="by-function", interval=60)

@@ -550,6 +550,121 @@ async def test_finish_is_fenced_but_ignores_a_cancel_request(store: Store) -> No
     assert rec is not None and rec.status == Status.CANCELLED and rec.error == {"type": "Cancelled"}
 
 
+# ---------------------------------------------------------------------------- force_fail
+FORCED = {"type": "ForcedFailure", "message": "stuck", "fields": {"reason": "stuck", "actor": "ops"}}
+
+
+async def test_force_fail_an_idle_execution(store: Store) -> None:
+    with pytest.raises(ExecutionNotFound):
+        await store.force_fail("nope", "why", None, now())
+    token = await running(store)
+    await store.suspend(
+        "e1", token, Checkpoint(), now(), status=Status.SLEEPING, wake_at_ms=now() + 60_000, timer_id="s"
+    )
+    assert await store.next_timer_due() is not None
+    assert await store.force_fail("e1", "stuck", "ops", now()) == Status.FAILED
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.FAILED and rec.finished_at is not None
+    assert rec.error == FORCED
+    audit = (await store.list_audit("e1"))[-1]
+    assert (audit.kind, audit.actor, audit.message) == ("failed.forced", "ops", "failed (forced): stuck")
+    assert await store.next_timer_due() is None
+    assert await store.list_active() == []
+    page, _ = await store.list_executions(ExecutionQuery(statuses=(Status.FAILED,)))
+    assert [r.execution_id for r in page] == ["e1"]
+    events = await store.read_status_events("ops", "c1", 100, 0)
+    assert [e.status for e in events][-1] == Status.FAILED
+    # Indexed as any failure: kept whole by retention's compaction (unlike a cancel).
+    assert await store.compact_finished(now() + 1_000, now()) == 0
+    assert (await store.acquire("e1", "w1", TTL, now())).outcome == "finished"
+    with pytest.raises(ExecutionFinished):
+        await store.force_fail("e1", "again", None, now())
+    with pytest.raises(ExecutionFinished):
+        await store.cancel("e1", "again", None, now())
+
+
+async def test_force_fail_refuses_a_blank_reason(store: Store) -> None:
+    await create(store)
+    for reason in ("", "  \t"):
+        with pytest.raises(ValueError, match="reason"):
+            await store.force_fail("e1", reason, "ops", now())
+    with pytest.raises(ValueError):
+        await store.force_fail("nope", " ", None, now())
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.PENDING and rec.error is None
+    assert [a.kind for a in await store.list_audit("e1")] == ["created"]
+
+
+async def test_force_fail_a_leased_execution_applies_at_release(store: Store) -> None:
+    token = await running(store)
+    assert await store.force_fail("e1", "stuck", "ops", now()) == Status.RUNNING
+    assert (await store.list_audit("e1"))[-1].kind == "fail.requested"
+    assert await store.commit("e1", token, Checkpoint(records=[step("s1")], current_step="s1"), now()) is True
+    outcome = await store.suspend(
+        "e1", token, Checkpoint(), now(), status=Status.SLEEPING, wake_at_ms=now() + 1000
+    )
+    assert outcome.kind == "cancelled"
+    assert await store.load_steps("e1") == {}
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.RUNNING
+    assert await store.release("e1", "w1", token) == Status.FAILED
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.FAILED and rec.error == FORCED
+    assert (await store.list_audit("e1"))[-1].kind == "failed.forced"
+    assert await store.list_active() == []
+
+
+async def test_force_fail_a_leased_execution_applies_at_the_next_acquire(store: Store) -> None:
+    await running(store, ttl_ms=300)
+    assert await store.force_fail("e1", "stuck", "ops", now()) == Status.RUNNING
+    await asyncio.sleep(0.4)  # the worker died: its lease runs out
+    assert (await store.acquire("e1", "w2", TTL, now())).outcome == "finished"
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.FAILED and rec.error == FORCED
+
+
+async def test_a_later_request_replaces_a_pending_one(store: Store) -> None:
+    token = await running(store)
+    assert await store.cancel("e1", "stop", None, now()) == Status.RUNNING
+    assert await store.force_fail("e1", "stuck", "ops", now()) == Status.RUNNING
+    assert await store.release("e1", "w1", token) == Status.FAILED
+    token = await running(store, "e2")
+    assert await store.force_fail("e2", "stuck", "ops", now()) == Status.RUNNING
+    assert await store.cancel("e2", "stop", None, now()) == Status.RUNNING
+    assert await store.release("e2", "w1", token) == Status.CANCELLED
+
+
+async def test_release_without_a_request_answers_none(store: Store) -> None:
+    token = await running(store)
+    assert await store.release("e1", "w1", token) is None
+
+
+async def test_finish_ignores_a_force_fail_request(store: Store) -> None:
+    token = await running(store)
+    assert await store.force_fail("e1", "stuck", None, now()) == Status.RUNNING
+    await store.finish("e1", token, Checkpoint(), now(), status=Status.COMPLETED, result=b"1")
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.COMPLETED and rec.error is None
+
+
+async def test_retry_after_force_fail(store: Store) -> None:
+    token = await running(store)
+    await store.commit("e1", token, Checkpoint(records=[step("ok", result=1)]), now())
+    assert await store.force_fail("e1", "stuck", "ops", now()) == Status.RUNNING
+    assert await store.release("e1", "w1", token) == Status.FAILED
+    await store.retry_execution("e1", "ops", now())
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.PENDING and rec.attempt == 2 and rec.error is None
+    assert reasons(await drain(store)) == [("e1", "retry")]
+    got = await store.acquire("e1", "w1", TTL, now())
+    assert got.outcome == "ok" and got.steps == dict([step("ok", result=1)])
+    # The request is gone with the failure: this run checkpoints and finishes normally.
+    assert await store.commit("e1", got.token, Checkpoint(records=[step("s2")]), now()) is False
+    await store.finish("e1", got.token, Checkpoint(), now(), status=Status.COMPLETED, result=b"2")
+    rec = await store.get_execution("e1")
+    assert rec is not None and rec.status == Status.COMPLETED
+
+
 # ---------------------------------------------------------------------------- timers and queue
 async def test_timers_fire_once_with_many_pollers(store: Store) -> None:
     t = now()
@@ -672,6 +787,26 @@ async def test_status_events_through_a_group(store: Store) -> None:
     assert await store.read_status_events("ops", "c1", 100, 50) == []
     # Another group starts from the beginning.
     assert len(await store.read_status_events("other", "c1", 100, 0)) == 4
+
+
+async def test_status_events_tailed_without_a_group(store: Store) -> None:
+    # Nothing yet: from now on, on an empty stream too.
+    assert await store.tail_status_events(None, 100, 0) == ([], "0-0")
+    await create(store, "e1")
+    events, cursor = await store.tail_status_events("0-0", 100, 0)
+    assert [(e.execution_id, e.status) for e in events] == [("e1", Status.PENDING)]
+    assert cursor == events[-1].event_id
+    # None starts after the newest event; a blocked read wakes on the next one.
+    _, now_cursor = await store.tail_status_events(None, 100, 0)
+    assert now_cursor == cursor
+    waiting = asyncio.ensure_future(store.tail_status_events(now_cursor, 100, 2000))
+    await asyncio.sleep(0.05)
+    await create(store, "e2")
+    events, later = await asyncio.wait_for(waiting, 3)
+    assert [e.execution_id for e in events] == ["e2"] and later != cursor
+    assert await store.tail_status_events(later, 100, 50) == ([], later)
+    # Tailing leaves no group behind: a group still reads everything.
+    assert len(await store.read_status_events("ops", "c1", 100, 0)) == 2
 
 
 async def test_status_events_survive_a_new_store_object(store: Store, redis_url: str) -> None:

@@ -284,7 +284,10 @@ class Suspend(BaseException):
 
 
 class Cancelled(BaseException):
-    """Raised inside workflow code at its next checkpoint after `Durable.cancel`."""
+    """Raised inside workflow code at its next checkpoint after `Durable.cancel` or `Durable.force_fail`.
+
+    A `BaseException`, so `except Exception` around `ctx.rollback()` does not run compensations for
+    it: neither a cancel nor a forced failure compensates."""
 
 
 class ActivationAbandoned(BaseException):

@@ -2,16 +2,20 @@
 
 Runs an in-process worker on MemoryStore (or on Redis when DURABLE_REDIS_URL is set),
 sends the approval signal once the execution waits for it, and prints the result, the
-audit timeline and the emitted events.
+audit timeline and the emitted events. Then, in a terminal, it serves the dashboard over the
+same store until Ctrl-C (port DURABLE_DASHBOARD_PORT, 8080); otherwise (CI) it prints how to
+run the dashboard and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 
 from durable import Durable, Status, Store
+from durable._dashboard import DashboardConfig, serve
 from durable.examples.orders import APPROVED, process_order
 
 
@@ -40,9 +44,34 @@ async def main() -> int:
         for execution_id, name, payload in await durable.list_emitted():
             if execution_id == eid:
                 print(f"  {name}: {payload}")
+        await _dashboard(durable, url, eid)
     await durable.close()
     return 0
 
 
+async def _dashboard(durable: Durable, url: str | None, eid: str) -> None:
+    port = int(os.environ.get("DURABLE_DASHBOARD_PORT", "8080"))
+    if not sys.stdout.isatty():
+        how = f"durable dashboard --redis-url {url} --app durable.examples.orders --port {port}"
+        if url is None:
+            print(
+                f"\ndashboard: run `make demo` in a terminal to browse this run at http://127.0.0.1:{port}/"
+            )
+            print(
+                "  (the embedded store lives in this process); on Redis: " + how.replace("None", "redis://…")
+            )
+        else:
+            print(f"\ndashboard: {how}")
+        return
+    token = secrets.token_urlsafe(24)
+    print(f"\ndashboard: http://127.0.0.1:{port}/executions/{eid}")
+    print(f"  sign in with the token {token} to act; Ctrl-C stops the demo")
+    await serve(durable, DashboardConfig(token=token), port=port)
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    try:
+        sys.exit(asyncio.run(main()))
+    except KeyboardInterrupt:  # Ctrl-C ends the dashboard, and the demo with it
+        print("\nstopped")
+        sys.exit(0)

@@ -168,7 +168,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 schedules_app = typer.Typer(
-    help="Inspect and operate schedules (list, get, pause, resume, remove).", no_args_is_help=True
+    help="Inspect and operate schedules (list, get, pause, resume, trigger, remove).", no_args_is_help=True
 )
 app.add_typer(schedules_app, name="schedules")
 versions_app = typer.Typer(

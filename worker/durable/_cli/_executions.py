@@ -1,4 +1,4 @@
-"""Commands on executions: start, signal, get, list, describe, cancel, retry, skip-step."""
+"""Commands on executions: start, signal, get, list, describe, cancel, fail, retry, skip-step."""
 
 from __future__ import annotations
 
@@ -163,6 +163,32 @@ def cancel(
         out.message(f"cancelled {execution}")
     else:
         out.message(f"cancel requested: {execution} is {status.value} and stops at its next checkpoint")
+
+
+@app.command()
+def fail(
+    ctx: typer.Context,
+    execution: Annotated[str, typer.Argument(help="Execution id.")],
+    reason: Annotated[
+        str, typer.Option(help="Why (required; kept as the execution's error and in the audit).")
+    ],
+) -> None:
+    """Mark a stuck execution failed (a running one fails at its next checkpoint); no compensation runs.
+
+    A forced failure can be retried like any other (durable retry)."""
+    if not reason.strip():
+        raise CliError("--reason must not be empty")
+
+    async def go(d: Durable) -> Status:
+        return await d.force_fail(execution, reason)
+
+    status = _run(ctx, go)
+    if ctx.obj.json:
+        out.print_json({"execution_id": execution, "status": status.value})
+    elif status == Status.FAILED:
+        out.message(f"failed {execution}")
+    else:
+        out.message(f"failure requested: {execution} is {status.value} and fails at its next checkpoint")
 
 
 @app.command()

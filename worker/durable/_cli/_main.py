@@ -21,6 +21,7 @@ from . import _worker_command  # noqa: F401  # isort: skip  (`worker` first, the
 from . import _executions, _schedules  # noqa: F401  # isort: skip
 from . import _replay  # noqa: F401  # isort: skip
 from . import _versions  # noqa: F401  # isort: skip
+from . import _dashboard_command  # noqa: F401  # isort: skip
 from . import _output as out
 from ._app import CliError, app
 

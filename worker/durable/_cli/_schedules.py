@@ -1,4 +1,4 @@
-"""`durable schedules ...`: list, get, pause, resume, remove."""
+"""`durable schedules ...`: list, get, pause, resume, trigger, remove."""
 
 from __future__ import annotations
 
@@ -72,6 +72,22 @@ def schedules_resume(
 ) -> None:
     """Fire again from the next slot (slots missed while paused do not run)."""
     _schedule_action(ctx, schedule, "resume")
+
+
+@schedules_app.command("trigger")
+def schedules_trigger(
+    ctx: typer.Context, schedule: Annotated[str, typer.Argument(help="Schedule id.")]
+) -> None:
+    """Start one run now, outside the slots (the overlap policy is not applied)."""
+
+    async def go(d: Durable) -> str:
+        return await d.schedules.trigger(schedule)
+
+    execution_id = _run(ctx, go)
+    if ctx.obj.json:
+        out.print_json({"schedule_id": schedule, "execution_id": execution_id})
+    else:
+        out.message(f"triggered schedule {schedule}: started {execution_id}")
 
 
 @schedules_app.command("remove")

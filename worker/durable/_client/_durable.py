@@ -194,6 +194,15 @@ class Durable(ExecutionClient):
         """Cancel at once if idle; a running execution stops at its next checkpoint."""
         return await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
 
+    async def force_fail(self, execution_id: str, reason: str, *, actor: str | None = None) -> Status:
+        """Mark a stuck execution failed with `reason`, like `cancel` but ending `failed`.
+
+        At once if idle (returns failed; error type `ForcedFailure`); a running execution is flagged
+        (returns running) and fails at its next checkpoint or when its worker lets go. No compensation
+        runs. `retry` re-runs it like any failure. Raises `ValueError` for a blank reason,
+        `ExecutionNotFound` or `ExecutionFinished`."""
+        return await self.store.force_fail(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+
     async def retry(
         self, execution_id: str, *, discard_signal: bool = False, actor: str | None = None
     ) -> None:

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import _codec
-from .._errors import InvalidSchedule, ScheduleNotFound
-from .._records import AuditEntry
+from .._errors import InvalidSchedule, ScheduleNotFound, WorkflowNotFound
+from .._records import AuditEntry, ExecutionId
 from .._schedule_specs import (
     OVERLAP_POLICIES,
     CronSlots,
@@ -30,7 +30,7 @@ from .._schedule_specs import (
     slot_iso,
     to_ms,
 )
-from .._store._base import AuditDraft, Store
+from .._store._base import AuditDraft, NewExecution, Store
 from .._store._schedules_base import ScheduleRecord, ScheduleStore
 from .._worker._schedule_poller import DEFAULT_CLAIM_TIMEOUT, Scheduler, schedule_store
 from ._executions import encode_input
@@ -93,7 +93,7 @@ class ScheduleClient:
     """A client's schedules (`Durable.schedules`): write, pause, read and remove them.
 
     `once` and `ensure` write one (a one-time and a recurring schedule), `update`, `pause`, `resume`
-    change it, `get`, `list`, `audit` read, `remove` deletes. It takes what it needs of its client:
+    change it, `trigger` starts a run now, `get`, `list`, `audit` read, `remove` deletes. It takes what it needs of its client:
     the store (its schedule part), how the client resolves a workflow given by function or id, and
     the actor audit entries name when a call names none.
     """
@@ -375,6 +375,50 @@ class ScheduleClient:
         if not rec.paused:
             return ScheduleInfo.from_record(rec)
         return await self._set_paused(rec, spec, spec, False, actor=actor, now=_wall_ms())
+
+    async def trigger(self, id: str, actor: str | None = None) -> str:
+        """Start one run of the schedule's workflow with its input now, outside its slots; returns the
+        execution id, `<schedule id>@manual-<ms since the epoch>`.
+
+        Audited on the schedule as `triggered` with the actor. The overlap policy is not applied (a run
+        of a `forbid` schedule may still be going; `replace` cancels nothing) and the schedule's slots,
+        counters and last run do not change; a paused schedule can be triggered. Writing the audit entry
+        voids a claim another poller may hold on a due slot at that moment: that slot fires when the
+        claim times out instead. Raises `ScheduleNotFound`.
+        """
+        rec, spec = await self._schedule_record(id)
+        now = _wall_ms()
+        execution_id = f"{id}@manual-{now}"
+        try:
+            category = self._resolve_workflow(spec.workflow_id).category
+        except WorkflowNotFound:
+            category = None  # a client without the workflow's code (the dashboard without --app)
+        await self._store.create_execution(
+            NewExecution(
+                execution_id=ExecutionId(execution_id),
+                workflow_id=spec.workflow_id,
+                input=_codec.dumps(spec.input, what="schedule input"),
+                now_ms=now,
+                category=category,
+                actor=self._actor(actor),
+                reason="schedule",
+            )
+        )
+        written = await self._records.put_schedule(
+            id,
+            rec.spec,
+            next_ms=rec.next_ms,
+            paused=rec.paused,
+            now_ms=now,
+            create=False,
+            audit=[
+                AuditDraft("triggered", f"triggered now: started {execution_id}", actor=self._actor(actor))
+            ],
+        )
+        if written is None:
+            raise ScheduleNotFound(f"schedule {id!r} does not exist", schedule_id=id)
+        log.info("schedule %s triggered by %s: %s", id, self._actor(actor) or "unknown", execution_id)
+        return execution_id
 
     async def get(self, id: str) -> ScheduleInfo:
         rec, _spec = await self._schedule_record(id)

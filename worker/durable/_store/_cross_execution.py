@@ -96,6 +96,15 @@ class StatusFeed(abc.ABC):
     async def drop_status_consumer(self, group: str, consumer: str) -> None:
         """Forget a reader (its unacknowledged events should be claimed first)."""
 
+    @abc.abstractmethod
+    async def tail_status_events(
+        self, after: str | None, count: int, block_ms: int
+    ) -> tuple[list[StatusEvent], str]:
+        """Status changes after the event id `after` (None: only those that happen from now on), without
+        a consumer group: for watchers that leave nothing behind in the store and may miss events (the
+        dashboard's live updates). Waits up to `block_ms` for the first one; returns the events and the
+        id to pass as `after` next time."""
+
 
 class Retention(abc.ABC):
     """Dropping the history, then the records, of executions finished long ago."""

@@ -110,6 +110,15 @@ def conflict_error(
 CHECKED_BY_MODEL = "*"
 
 
+def forced_failure_error(reason: str, actor: str | None) -> bytes:
+    """The stored error of a forced failure (`Controls.force_fail`); `ValueError` for a blank reason."""
+    if not reason.strip():
+        raise ValueError("force_fail needs a reason (it is kept as the execution's error)")
+    return orjson.dumps(
+        {"type": "ForcedFailure", "message": reason, "fields": {"reason": reason, "actor": actor}}
+    )
+
+
 def schema_digest(schema: bytes) -> str:
     """How `send_signal(checked=...)` names the JSON Schema a payload was validated against."""
     return hashlib.sha1(schema).hexdigest()

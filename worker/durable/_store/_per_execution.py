@@ -100,8 +100,9 @@ class Runs(abc.ABC):
         On `ok`: increments the fence counter (the returned token), sets the lease with a
         time-to-live, moves a non-final status to running (status event if it changed),
         counts the activation, sets `started_at` once, and drops the execution's pending
-        wake-up timer (this run supersedes it). If a cancel was requested and nobody holds
-        the lease, the execution becomes cancelled here and the outcome is `finished`.
+        wake-up timer (this run supersedes it). If a cancel (or forced failure) was requested and
+        nobody holds the lease, the execution becomes cancelled (or failed) here and the outcome is
+        `finished`.
         """
 
     @abc.abstractmethod
@@ -112,7 +113,7 @@ class Runs(abc.ABC):
     async def commit(
         self, execution_id: ExecutionId, token: int, checkpoint: Checkpoint, now_ms: int
     ) -> bool:
-        """Write a checkpoint. Returns True, writing nothing, if a cancel was requested.
+        """Write a checkpoint. Returns True, writing nothing, if a cancel (or forced failure) was requested.
 
         Raises `LeaseLost` if `token` is stale.
         """
@@ -140,7 +141,8 @@ class Runs(abc.ABC):
         registers its wake-up timer (`timer_id` at `wake_at_ms`; a `wake_at_ms` already due at
         `now_ms` enqueues the run at once instead, reason `timer`), releases the lease, and,
         if a wake-up arrived while we held the lease, enqueues another run.
-        Returns `cancelled`, writing nothing, if a cancel was requested. Raises `LeaseLost`.
+        Returns `cancelled`, writing nothing, if a cancel (or forced failure) was requested.
+        Raises `LeaseLost`.
         `ack`: the queue entry that started this run, acknowledged in the same atomic step if (and
         only if) the execution suspends.
         """
@@ -163,11 +165,12 @@ class Runs(abc.ABC):
         `ack`: the queue entry that started this run, acknowledged in the same atomic step."""
 
     @abc.abstractmethod
-    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> None:
+    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         """Let go of the lease without writing.
 
-        A cancel requested meanwhile is applied now (the execution becomes cancelled);
-        otherwise, if a wake-up arrived while we held the lease, another run is enqueued.
+        A cancel or forced failure requested meanwhile is applied now (the execution becomes
+        cancelled or failed) and that final status is returned; otherwise, if a wake-up arrived
+        while we held the lease, another run is enqueued, and the answer is None.
         """
 
 
@@ -220,13 +223,31 @@ class Signals(abc.ABC):
 
 
 class Controls(abc.ABC):
-    """What an operator does to one execution: cancel, retry after a failure, skip a stuck step."""
+    """What an operator does to one execution: cancel, force a failure, retry after a failure, skip a
+    stuck step."""
 
     @abc.abstractmethod
     async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
         """Cancel now if no worker runs it (returns cancelled), else flag it (returns running).
 
         Raises `ExecutionNotFound` or `ExecutionFinished`.
+        """
+
+    @abc.abstractmethod
+    async def force_fail(
+        self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int
+    ) -> Status:
+        """Mark a non-final execution failed, like `cancel` but ending `failed`.
+
+        If no worker holds the lease, the execution fails at once (returns failed): error
+        `{"type": "ForcedFailure", "message": reason, "fields": {"reason", "actor"}}`, audit
+        `failed.forced`, timers and indexes as for any failure. Otherwise the request is flagged
+        (audit `fail.requested`, returns running) where a cancel's would be, and is applied the same
+        way: the next checkpoint or suspension writes nothing, the release (or the next acquire)
+        makes the execution failed. A later cancel or force-fail before then replaces the request.
+        No compensation runs (the worker stops as for a cancel). `retry_execution` re-runs it
+        like any failure. Raises `ValueError` for a blank reason (nothing written),
+        `ExecutionNotFound` or `ExecutionFinished`.
         """
 
     @abc.abstractmethod

@@ -35,7 +35,7 @@ log = logging.getLogger("durable.engine")
 Outcome = Literal[
     "completed",
     "failed",
-    "cancelled",
+    "cancelled",  # stopped at an operator's request: a cancel, or a forced failure (`force_fail`)
     "suspended",
     "busy",
     "finished",
@@ -159,9 +159,10 @@ class Engine:
             except Suspend:
                 return "suspended"
             except Cancelled:
-                # The store applies the pending cancel as soon as our lease is gone.
-                await store.release(execution_id, self.worker_id, token)
-                METRICS.finished(workflow_id, "cancelled")
+                # The store applies the pending cancel (or forced failure) as soon as our lease is
+                # gone. Either way the run stops here, before any compensation could run.
+                applied = await store.release(execution_id, self.worker_id, token)
+                METRICS.finished(workflow_id, "failed" if applied == Status.FAILED else "cancelled")
                 return "cancelled"
             except ActivationAbandoned as abandoned:
                 raise _abandoned(execution_id, abandoned) from None

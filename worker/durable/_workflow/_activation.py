@@ -103,7 +103,8 @@ class Activation:
         return self.abandoned
 
     async def flush(self) -> None:
-        """Write what is buffered, if anything (fenced). Raises `Cancelled` if a cancel was requested."""
+        """Write what is buffered, if anything (fenced). Raises `Cancelled` if a cancel (or a forced
+        failure, which stops the run the same way) was requested."""
         if not self._pending:
             return
         cp = self.take_checkpoint()
@@ -113,7 +114,7 @@ class Activation:
         except Exception as exc:
             raise self._abandon(exc) from exc
         if cancelled:
-            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
+            raise Cancelled(f"execution {self.execution_id!r} was cancelled or force-failed")
 
     async def suspend(
         self,
@@ -141,7 +142,7 @@ class Activation:
         except Exception as exc:
             raise self._abandon(exc) from exc
         if outcome.kind == "cancelled":
-            raise Cancelled(f"execution {self.execution_id!r} was cancelled")
+            raise Cancelled(f"execution {self.execution_id!r} was cancelled or force-failed")
         if outcome.kind == "suspended":
             raise Suspend(status.value)
         return outcome.kind, outcome.payload

@@ -1,4 +1,4 @@
-"""`MemoryStore`'s `Controls`: cancel, retry after a failure, skip a stuck step."""
+"""`MemoryStore`'s `Controls`: cancel, force a failure, retry after a failure, skip a stuck step."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from ..._errors import ExecutionFinished, ExecutionNotFailed, InvalidStepId
 from ..._history import consumed_signal_name, is_failed
 from ..._records import FINAL_STATUSES, ExecutionId, Status
 from .._base import Controls
-from .._data import AuditDraft
+from .._data import AuditDraft, forced_failure_error
 from ._state import Exec, MemoryPart, MemoryState
 
 
@@ -27,8 +27,7 @@ class MemoryControls(MemoryPart, Controls):
         st = self._state
         ex = unfinished(st, execution_id)
         if ex.lease_holder(now_ms) is not None:
-            ex.cancel = reason
-            ex.cancel_actor = actor
+            ex.cancel, ex.cancel_actor, ex.cancel_status = reason, actor, Status.CANCELLED
             st.audit(
                 ex,
                 [AuditDraft(kind="cancel.requested", message=f"cancel requested: {reason}", actor=actor)],
@@ -37,6 +36,27 @@ class MemoryControls(MemoryPart, Controls):
             return Status.RUNNING
         st.cancel_now(ex, reason, actor, now_ms)
         return Status.CANCELLED
+
+    async def force_fail(
+        self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int
+    ) -> Status:
+        forced_failure_error(reason, actor)  # a blank reason raises before anything is read or written
+        st = self._state
+        ex = unfinished(st, execution_id)
+        if ex.lease_holder(now_ms) is not None:
+            ex.cancel, ex.cancel_actor, ex.cancel_status = reason, actor, Status.FAILED
+            st.audit(
+                ex,
+                [
+                    AuditDraft(
+                        kind="fail.requested", message=f"forced failure requested: {reason}", actor=actor
+                    )
+                ],
+                now_ms,
+            )
+            return Status.RUNNING
+        st.fail_now(ex, reason, actor, now_ms)
+        return Status.FAILED
 
     async def retry_execution(
         self,
@@ -81,6 +101,7 @@ class MemoryControls(MemoryPart, Controls):
             if is_failed(rec):
                 del ex.steps[step_id]
         ex.attempt += 1
+        ex.cancel, ex.cancel_actor, ex.cancel_status = None, None, Status.CANCELLED
         ex.result = None
         ex.error = None
         ex.finished_ms = None

@@ -27,8 +27,7 @@ class MemoryRuns(MemoryPart, Runs):
         if holder is not None:
             ex.rewake = True
             return Acquired("busy", retry_after_ms=max(1, holder[2] - now_ms))
-        if ex.cancel is not None:
-            st.cancel_now(ex, ex.cancel, ex.cancel_actor, now_ms)
+        if st.apply_stop_request(ex, now_ms) is not None:
             return Acquired("finished")
         ex.fence += 1
         ex.lease = (worker_id, ex.fence, now_ms + ttl_ms)
@@ -145,26 +144,25 @@ class MemoryRuns(MemoryPart, Runs):
         ex = st.get(execution_id)
         st.check_fence(ex, token, now_ms)
         st.write(ex, checkpoint, now_ms)
-        ex.cancel = None
         st.finalize(ex, status, now_ms, result=result, error=error)
         if ack:
             st.pending.pop(ack, None)
 
-    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> None:
+    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         st = self._state
         ex = st.execs.get(execution_id)
         if ex is None:
-            return
+            return None
         now_ms = _now_ms()
         holder = ex.lease_holder(now_ms)
         if holder is not None and holder[1] == token:
             ex.lease = None
         elif holder is not None or ex.fence != token:
-            return
+            return None
         if ex.status in FINAL_STATUSES:
-            return
-        # A cancel requested while we ran takes effect the moment we let go.
-        if ex.cancel is not None:
-            st.cancel_now(ex, ex.cancel, ex.cancel_actor, now_ms)
-            return
-        st.after_release(ex)
+            return None
+        # A cancel or forced failure requested while we ran takes effect the moment we let go.
+        applied = st.apply_stop_request(ex, now_ms)
+        if applied is None:
+            st.after_release(ex)
+        return applied

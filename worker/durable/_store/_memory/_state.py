@@ -18,7 +18,7 @@ import orjson
 from ..._errors import ExecutionNotFound, LeaseLost
 from ..._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, Status, StatusEvent, ms_to_dt
 from ..._records import now_ms as _now_ms
-from .._data import AuditDraft, Checkpoint
+from .._data import AuditDraft, Checkpoint, forced_failure_error
 from .._schedules_base import ScheduleRecord
 
 _STATUS_CAP = 100_000
@@ -72,8 +72,11 @@ class Exec:
     wake_ms: int | None = None
     timer: str = ""
     fence: int = 0
+    # A pending stop request: its reason, who asked, and the final status it asks for (`cancel`
+    # asks for cancelled, `force_fail` for failed).
     cancel: str | None = None
     cancel_actor: str | None = None
+    cancel_status: Status = Status.CANCELLED
     rewake: bool = False
     category: str | None = None
     parent: str | None = None
@@ -232,6 +235,7 @@ class MemoryState:
         ex.result = result
         ex.error = error
         ex.finished_ms = now_ms
+        ex.cancel, ex.cancel_actor, ex.cancel_status = None, None, Status.CANCELLED
         ex.lease = None
         ex.waiting_for = ""
         ex.wait_signal, ex.wait_schema = "", None
@@ -255,6 +259,27 @@ class MemoryState:
             error=error,
             audit=AuditDraft(kind="cancelled", message=f"cancelled: {reason}", actor=actor),
         )
+
+    def fail_now(self, ex: Exec, reason: str, actor: str | None, now_ms: int) -> None:
+        """A forced failure (`force_fail`): failed like any failure, with its own error and audit."""
+        self.finalize(
+            ex,
+            Status.FAILED,
+            now_ms,
+            error=forced_failure_error(reason, actor),
+            audit=AuditDraft(kind="failed.forced", message=f"failed (forced): {reason}", actor=actor),
+        )
+
+    def apply_stop_request(self, ex: Exec, now_ms: int) -> Status | None:
+        """Apply a pending cancel or forced-failure request, if any; the final status it set."""
+        if ex.cancel is None:
+            return None
+        status = ex.cancel_status
+        if status == Status.FAILED:
+            self.fail_now(ex, ex.cancel, ex.cancel_actor, now_ms)
+        else:
+            self.cancel_now(ex, ex.cancel, ex.cancel_actor, now_ms)
+        return status
 
     def after_release(self, ex: Exec) -> None:
         """A wake-up that came while the lease was held runs now."""

@@ -34,6 +34,22 @@ class MemoryStatusFeed(MemoryPart, StatusFeed):
             for event_id in event_ids:
                 pending.pop(event_id, None)
 
+    async def tail_status_events(
+        self, after: str | None, count: int, block_ms: int
+    ) -> tuple[list[StatusEvent], str]:
+        st = self._state
+
+        def seq(event_id: str) -> int:
+            return int(event_id.rsplit("-", 1)[1])
+
+        if after is None:
+            after = st.status[-1].event_id if st.status else "0-0"
+        fresh = [ev for ev in st.status if seq(ev.event_id) > seq(after)]
+        if not fresh and block_ms > 0 and await changed(st.status_changed, block_ms / 1000):
+            fresh = [ev for ev in st.status if seq(ev.event_id) > seq(after)]
+        fresh = fresh[:count]
+        return fresh, fresh[-1].event_id if fresh else after
+
     # One process holds every reader of a MemoryStore: there is no other replica to take over from,
     # and its group keeps no per-reader lists.
     async def claim_status_events(self, group: str, consumer: str, min_idle_ms: int) -> int:

@@ -47,6 +47,7 @@ _EXECUTION_SCRIPTS = (
     "release",
     "send_signal",
     "cancel",
+    "force_fail",
     "retry",
     "skip_step",
     "append_audit",

@@ -1,4 +1,5 @@
-"""What an operator does to one execution on Redis: cancel, retry after a failure, skip a stuck step."""
+"""What an operator does to one execution on Redis: cancel, force a failure, retry after a failure, skip a
+stuck step."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 from ..._errors import ExecutionNotFailed
 from ..._records import ExecutionId, Status
 from .._base import Controls
+from .._data import forced_failure_error
 from ._connection import Declared, RedisPart
 from ._decode import finished, no_consumed_signal, not_found, text
 
@@ -32,6 +34,18 @@ class RedisControls(RedisPart, Controls):
         keys = self.keys.execution_keys(execution_id)
         args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
         res = await self._redis.script("cancel", keys, args)
+        if res == -2:
+            raise not_found(execution_id)
+        if res == -3:
+            raise finished(execution_id)
+        return Status(text(res))
+
+    async def force_fail(
+        self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int
+    ) -> Status:
+        error = forced_failure_error(reason, actor)
+        keys = self.keys.execution_keys(execution_id)
+        res = await self._redis.script("force_fail", keys, [execution_id, now_ms, reason, actor or "", error])
         if res == -2:
             raise not_found(execution_id)
         if res == -3:

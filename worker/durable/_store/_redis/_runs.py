@@ -131,6 +131,10 @@ class RedisRuns(RedisPart, Runs):
         if res == -1:
             raise LeaseLost(execution_id=execution_id, token=token)
 
-    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> None:
+    async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         keys = self.keys.execution_keys(execution_id)
-        await self._redis.script("release", keys, [execution_id, int(time.time() * 1000), worker_id, token])
+        res = await self._redis.script(
+            "release", keys, [execution_id, int(time.time() * 1000), worker_id, token]
+        )
+        # An integer (0, or 1 for a rewake), or the final status of a stop request it applied.
+        return Status(text(res)) if isinstance(res, (bytes, str)) else None

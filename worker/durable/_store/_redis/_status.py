@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..._records import ExecutionId, Status, StatusConsumer, StatusEvent, ms_to_dt
 from .._base import StatusFeed
 from .._keys import Keys
 from ._connection import RedisConnection, RedisPart
-from ._decode import opt, pairs, string, text
+from ._decode import opt, pairs, stream_entries, string, text
 from ._mux import RedisReplyError
 
 __all__ = ["RedisStatusFeed"]
@@ -17,6 +18,19 @@ __all__ = ["RedisStatusFeed"]
 def _missing(exc: RedisReplyError) -> bool:
     """The group or the stream does not exist (yet)."""
     return "NOGROUP" in str(exc) or "no such key" in str(exc).lower()
+
+
+def _event(event_id: str, f: dict[bytes, bytes]) -> StatusEvent:
+    at = ms_to_dt(int(f.get(b"t") or 0))
+    assert at is not None
+    return StatusEvent(
+        event_id=event_id,
+        execution_id=ExecutionId(string(f.get(b"e"))),
+        workflow_id=string(f.get(b"w")),
+        status=Status(string(f.get(b"s"))),
+        current_step=opt(f.get(b"c")),
+        at=at,
+    )
 
 
 class RedisStatusFeed(RedisPart, StatusFeed):
@@ -46,18 +60,7 @@ class RedisStatusFeed(RedisPart, StatusFeed):
                 if not f.get(b"e"):
                     trimmed.append(text(entry_id))
                     continue
-                at = ms_to_dt(int(f.get(b"t") or 0))
-                assert at is not None
-                events.append(
-                    StatusEvent(
-                        event_id=text(entry_id),
-                        execution_id=ExecutionId(string(f.get(b"e"))),
-                        workflow_id=string(f.get(b"w")),
-                        status=Status(string(f.get(b"s"))),
-                        current_step=opt(f.get(b"c")),
-                        at=at,
-                    )
-                )
+                events.append(_event(text(entry_id), f))
             if trimmed:
                 await self.ack_status_events(group, trimmed)
             if events or last_id == ">":
@@ -110,6 +113,28 @@ class RedisStatusFeed(RedisPart, StatusFeed):
             if not _missing(exc):
                 raise
         self._status_cursors.pop((group, consumer), None)
+
+    async def tail_status_events(
+        self, after: str | None, count: int, block_ms: int
+    ) -> tuple[list[StatusEvent], str]:
+        stream = self.keys.status()
+        if after is None:
+            # The newest entry's id ("0-0" for an empty stream): "$" cannot be carried to the next read.
+            last = await self._redis.call("XREVRANGE", stream, "+", "-", "COUNT", 1)
+            after = text(last[0][0]) if last else "0-0"
+        args: list[Any] = ["XREAD", "COUNT", count]
+        if block_ms > 0:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", stream, after]
+        reply = await (
+            self._redis.blocking_call(block_ms, *args) if block_ms > 0 else self._redis.call(*args)
+        )
+        events: list[StatusEvent] = []
+        for entry_id, f in stream_entries(reply):
+            after = text(entry_id)
+            if f.get(b"e"):
+                events.append(_event(after, f))
+        return events, after
 
     async def ack_status_events(self, group: str, event_ids: Sequence[str]) -> None:
         if event_ids:

@@ -134,7 +134,8 @@ local function finalize(status, result, err, audit_kind, message, actor)
   if err then
     redis.call('HSET', KEYS[1], 'error', err)
   end
-  redis.call('HDEL', KEYS[1], 'cancel', 'cancel_actor', 'cancel_error', 'rewake', 'wait_signal', 'wait_schema')
+  redis.call('HDEL', KEYS[1], 'cancel', 'cancel_status', 'cancel_actor', 'cancel_error', 'rewake', 'wait_signal',
+    'wait_schema')
   redis.call('DEL', KEYS[3])
   drop_timer()
   redis.call('SREM', KEYS[11], EID)
@@ -189,5 +190,28 @@ end
 
 local function finalize_cancelled(reason, actor, err)
   finalize('cancelled', nil, err, 'cancelled', 'cancelled: ' .. reason, actor)
+end
+
+-- A forced failure (Store.force_fail) ends like any failure; only its error and audit say who and why.
+local function finalize_forced(reason, actor, err)
+  finalize('failed', nil, err, 'failed.forced', 'failed (forced): ' .. reason, actor)
+end
+
+-- Apply the pending stop request (fields cancel = reason, cancel_status = the final status it asks
+-- for, cancel_actor, cancel_error), if any; returns the final status, or nil if none was pending.
+-- A request stored before cancel_status existed is a cancel.
+local function apply_stop_request()
+  local f = redis.call('HMGET', KEYS[1], 'cancel', 'cancel_status', 'cancel_actor', 'cancel_error')
+  if not f[1] or f[1] == '' then
+    return nil
+  end
+  local actor = f[3] or ''
+  local err = f[4] or nil
+  if f[2] == 'failed' then
+    finalize_forced(f[1], actor, err)
+    return 'failed'
+  end
+  finalize_cancelled(f[1], actor, err)
+  return 'cancelled'
 end
 -- ---------------------------------------------------------------- end of prelude

@@ -24,8 +24,7 @@ if pttl ~= -2 then
   end
   return { 'busy', pttl }
 end
-if f[2] and f[2] ~= '' then
-  finalize_cancelled(f[2], hget('cancel_actor'), hget('cancel_error'))
+if apply_stop_request() then
   return { 'finished' }
 end
 local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)

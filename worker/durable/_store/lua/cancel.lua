@@ -7,7 +7,8 @@ if FINAL[hget('status')] then
   return -3
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[1], 'cancel', ARGV[3], 'cancel_actor', ARGV[4], 'cancel_error', ARGV[5], 'rewake', '1')
+  redis.call('HSET', KEYS[1], 'cancel', ARGV[3], 'cancel_status', 'cancelled', 'cancel_actor', ARGV[4],
+    'cancel_error', ARGV[5], 'rewake', '1')
   audit('cancel.requested', 'cancel requested: ' .. ARGV[3], '', ARGV[4], '')
   return 'running'
 end

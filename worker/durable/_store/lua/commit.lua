@@ -1,4 +1,5 @@
--- commit. ARGV: 3 token, 4.. packed checkpoint. Returns -1 lease lost, 1 cancel requested, 0 written.
+-- commit. ARGV: 3 token, 4.. packed checkpoint. Returns -1 lease lost, 1 cancel (or forced failure)
+-- requested, 0 written.
 if not fence_ok(ARGV[3]) then
   return -1
 end

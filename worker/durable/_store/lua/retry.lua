@@ -37,7 +37,8 @@ for i = 1, #steps, 2 do
 end
 redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'status', 'pending', 'updated_ms', NOW)
-redis.call('HDEL', KEYS[1], 'error', 'result', 'finished_ms', 'cancel', 'cancel_actor', 'cancel_error', 'rewake')
+redis.call('HDEL', KEYS[1], 'error', 'result', 'finished_ms', 'cancel', 'cancel_status', 'cancel_actor',
+  'cancel_error', 'rewake')
 redis.call('SADD', KEYS[11], EID)
 redis.call('ZREM', KEYS[12], EID)
 enqueue('retry')
