@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TOOLS := .tools
 PYTEST_ARGS ?=
 
-.PHONY: help install redis-server chromium tools demo test lint typecheck unit slow crds bench soak e2e clean
+.PHONY: help install redis-server chromium tools demo test lint typecheck unit slow crds bench soak e2e screenshots clean
 
 help:
 	@echo "make demo   - run the order workflow on the embedded MemoryStore (DURABLE_REDIS_URL switches to Redis)"
@@ -55,6 +55,11 @@ typecheck: install
 
 test: install redis-server chromium tools lint typecheck
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The README's dashboard screenshots, from the browser test that visits the main pages.
+screenshots: install redis-server chromium
+	DURABLE_SCREENSHOTS="$(CURDIR)/docs/screenshots" $(VENV)/bin/pytest -q -p no:cacheprovider \
+	  tests/dashboard/test_browser.py -k screenshots
 
 # The fast tests without the helm/kubectl binaries (tests/<part>/ folders are markers too: -m stores).
 unit: install redis-server
