@@ -131,11 +131,7 @@ def test_executions_finish_on_the_version_that_started_them(
     redis_url: str, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
     v1 = spawn("apps.versioned_v1", "--version", "v1")
-
-    async def v1_current(d: Durable) -> bool:
-        return await d.versions.current(WID) == "v1"
-
-    eventually(redis_url, v1_current, "v1 to become current")
+    eventually(redis_url, _current_is("v1"), "v1 to become current")
     old = [f"old-{n}" for n in range(3)]
     start(redis_url, old)
     eventually(redis_url, all_in(redis_url, old, Status.WAITING), "v1's executions to wait for their signal")
@@ -177,6 +173,13 @@ def test_executions_finish_on_the_version_that_started_them(
     eventually(redis_url, nothing_in_flight, "every execution to finish")
 
 
+def _current_is(version: str) -> Callable[[Durable], Awaitable[bool]]:
+    async def check(d: Durable) -> bool:
+        return await d.versions.current(WID) == version
+
+    return check
+
+
 async def _known(d: Durable, versions: set[str]) -> bool:
     return await d.versions.known() >= versions
 
@@ -185,11 +188,7 @@ def test_migrate_checks_the_replay_first_and_moves_runs_to_the_new_version(
     redis_url: str, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
     v1 = spawn("apps.versioned_v1", "--version", "v1")
-
-    async def v1_current(d: Durable) -> bool:
-        return await d.versions.current(WID) == "v1"
-
-    eventually(redis_url, v1_current, "v1 to become current")
+    eventually(redis_url, _current_is("v1"), "v1 to become current")
     ids = ["m-0", "m-1"]
     start(redis_url, ids)
     eventually(redis_url, all_in(redis_url, ids, Status.WAITING), "the executions to wait")

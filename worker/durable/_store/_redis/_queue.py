@@ -42,16 +42,14 @@ class RedisQueue(RedisPart, ReadyQueue):
 
     async def dequeue(self, consumer: str, count: int, block_ms: int) -> list[QueueEntry]:
         block = min(block_ms, _MAX_BLOCK_MS) if block_ms > 0 else None
-        raw = await self._redis.read_group(self.keys.queue(), QUEUE_GROUP, consumer, ">", count, block)
-        broken: list[bytes] = []
-        out = _queue_entries(raw, broken)
-        if broken:
-            await self.ack([text(b) for b in broken])
-        return out
+        return await self._read(consumer, ">", count, block)
 
     async def delivered_to(self, consumer: str, count: int) -> list[QueueEntry]:
         # Reading from id 0 answers this consumer's pending entries instead of new ones.
-        raw = await self._redis.read_group(self.keys.queue(), QUEUE_GROUP, consumer, "0", count, None)
+        return await self._read(consumer, "0", count, None)
+
+    async def _read(self, consumer: str, last_id: str, count: int, block: int | None) -> list[QueueEntry]:
+        raw = await self._redis.read_group(self.keys.queue(), QUEUE_GROUP, consumer, last_id, count, block)
         broken: list[bytes] = []
         out = _queue_entries(raw, broken)
         if broken:
