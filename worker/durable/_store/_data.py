@@ -110,6 +110,13 @@ def conflict_error(
 CHECKED_BY_MODEL = "*"
 
 
+def cancelled_error(reason: str, actor: str | None) -> bytes:
+    """The stored error of a cancelled execution (`Controls.cancel`)."""
+    return orjson.dumps(
+        {"type": "Cancelled", "message": reason, "fields": {"reason": reason, "actor": actor}}
+    )
+
+
 def forced_failure_error(reason: str, actor: str | None) -> bytes:
     """The stored error of a forced failure (`Controls.force_fail`); `ValueError` for a blank reason."""
     if not reason.strip():

@@ -22,41 +22,36 @@ def unfinished(st: MemoryState, execution_id: str) -> Exec:
     return ex
 
 
+# The audit entry of a stop request stored for the worker holding the lease, by the final status asked for.
+_REQUESTED = {
+    Status.CANCELLED: ("cancel.requested", "cancel requested: "),
+    Status.FAILED: ("fail.requested", "forced failure requested: "),
+}
+
+
 class MemoryControls(MemoryPart, Controls):
     async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
-        st = self._state
-        ex = unfinished(st, execution_id)
-        if ex.lease_holder(now_ms) is not None:
-            ex.cancel, ex.cancel_actor, ex.cancel_status = reason, actor, Status.CANCELLED
-            st.audit(
-                ex,
-                [AuditDraft(kind="cancel.requested", message=f"cancel requested: {reason}", actor=actor)],
-                now_ms,
-            )
-            return Status.RUNNING
-        st.cancel_now(ex, reason, actor, now_ms)
-        return Status.CANCELLED
+        return self._stop(execution_id, reason, actor, now_ms, Status.CANCELLED)
 
     async def force_fail(
         self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int
     ) -> Status:
         forced_failure_error(reason, actor)  # a blank reason raises before anything is read or written
+        return self._stop(execution_id, reason, actor, now_ms, Status.FAILED)
+
+    def _stop(
+        self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int, status: Status
+    ) -> Status:
+        """Stop now if no worker runs it (returns `status`), else store the request (returns running)."""
         st = self._state
         ex = unfinished(st, execution_id)
         if ex.lease_holder(now_ms) is not None:
-            ex.cancel, ex.cancel_actor, ex.cancel_status = reason, actor, Status.FAILED
-            st.audit(
-                ex,
-                [
-                    AuditDraft(
-                        kind="fail.requested", message=f"forced failure requested: {reason}", actor=actor
-                    )
-                ],
-                now_ms,
-            )
+            ex.cancel, ex.cancel_actor, ex.cancel_status = reason, actor, status
+            kind, message = _REQUESTED[status]
+            st.audit(ex, [AuditDraft(kind=kind, message=message + reason, actor=actor)], now_ms)
             return Status.RUNNING
-        st.fail_now(ex, reason, actor, now_ms)
-        return Status.FAILED
+        st.stop_now(ex, status, reason, actor, now_ms)
+        return status
 
     async def retry_execution(
         self,

@@ -18,7 +18,7 @@ import orjson
 from ..._errors import ExecutionNotFound, LeaseLost
 from ..._records import AuditEntry, ExecutionId, ExecutionRecord, QueueEntry, Status, StatusEvent, ms_to_dt
 from ..._records import now_ms as _now_ms
-from .._data import AuditDraft, Checkpoint, forced_failure_error
+from .._data import AuditDraft, Checkpoint, cancelled_error, forced_failure_error
 from .._schedules_base import ScheduleRecord
 
 _STATUS_CAP = 100_000
@@ -248,15 +248,12 @@ class MemoryState:
                 fut.set_result(None)
 
     def cancel_now(self, ex: Exec, reason: str, actor: str | None, now_ms: int) -> None:
-        error = orjson.dumps(
-            {"type": "Cancelled", "message": reason, "fields": {"reason": reason, "actor": actor}}
-        )
         ex.cancel = None
         self.finalize(
             ex,
             Status.CANCELLED,
             now_ms,
-            error=error,
+            error=cancelled_error(reason, actor),
             audit=AuditDraft(kind="cancelled", message=f"cancelled: {reason}", actor=actor),
         )
 
@@ -275,11 +272,15 @@ class MemoryState:
         if ex.cancel is None:
             return None
         status = ex.cancel_status
-        if status == Status.FAILED:
-            self.fail_now(ex, ex.cancel, ex.cancel_actor, now_ms)
-        else:
-            self.cancel_now(ex, ex.cancel, ex.cancel_actor, now_ms)
+        self.stop_now(ex, status, ex.cancel, ex.cancel_actor, now_ms)
         return status
+
+    def stop_now(self, ex: Exec, status: Status, reason: str, actor: str | None, now_ms: int) -> None:
+        """Cancel (`status` cancelled) or force a failure (failed) now."""
+        if status == Status.FAILED:
+            self.fail_now(ex, reason, actor, now_ms)
+        else:
+            self.cancel_now(ex, reason, actor, now_ms)
 
     def after_release(self, ex: Exec) -> None:
         """A wake-up that came while the lease was held runs now."""

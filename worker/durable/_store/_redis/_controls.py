@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ..._errors import ExecutionNotFailed
 from ..._records import ExecutionId, Status
 from .._base import Controls
-from .._data import forced_failure_error
+from .._data import cancelled_error, forced_failure_error
 from ._connection import Declared, RedisPart
 from ._decode import finished, no_consumed_signal, not_found, text
 
 __all__ = ["RedisControls"]
-
-
-def _cancel_error(reason: str, actor: str | None) -> bytes:
-    return orjson.dumps(
-        {"type": "Cancelled", "message": reason, "fields": {"reason": reason, "actor": actor}}
-    )
 
 
 class RedisControls(RedisPart, Controls):
@@ -31,21 +23,29 @@ class RedisControls(RedisPart, Controls):
         return await self._redis.script_on_queue(name, execution_id, execution_id, self.keys.version, call)
 
     async def cancel(self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int) -> Status:
-        keys = self.keys.execution_keys(execution_id)
-        args = [execution_id, now_ms, reason, actor or "", _cancel_error(reason, actor)]
-        res = await self._redis.script("cancel", keys, args)
-        if res == -2:
-            raise not_found(execution_id)
-        if res == -3:
-            raise finished(execution_id)
-        return Status(text(res))
+        return await self._stop(
+            execution_id, reason, actor, now_ms, Status.CANCELLED, cancelled_error(reason, actor)
+        )
 
     async def force_fail(
         self, execution_id: ExecutionId, reason: str, actor: str | None, now_ms: int
     ) -> Status:
         error = forced_failure_error(reason, actor)
+        return await self._stop(execution_id, reason, actor, now_ms, Status.FAILED, error)
+
+    async def _stop(
+        self,
+        execution_id: ExecutionId,
+        reason: str,
+        actor: str | None,
+        now_ms: int,
+        status: Status,
+        error: bytes,
+    ) -> Status:
         keys = self.keys.execution_keys(execution_id)
-        res = await self._redis.script("force_fail", keys, [execution_id, now_ms, reason, actor or "", error])
+        res = await self._redis.script(
+            "stop", keys, [execution_id, now_ms, reason, actor or "", error, status.value]
+        )
         if res == -2:
             raise not_found(execution_id)
         if res == -3:
