@@ -127,13 +127,17 @@ class RedisConnection:
     async def call(self, *args: Any) -> Any:
         return await self._mux.call(*args)
 
-    async def scan_set(self, key: str, count: int) -> AsyncIterator[bytes]:
-        """The members of a set, a batch (SSCAN) at a time; a member may come more than once."""
+    async def scan_set(self, key: str, count: int) -> AsyncIterator[list[bytes]]:
+        """The members of a set, a batch (SSCAN, about `count`) at a time, each member once (SSCAN
+        itself may return a member twice)."""
+        seen: set[bytes] = set()
         cursor: bytes | int = 0
         while True:
             cursor, members = await self._mux.call("SSCAN", key, cursor, "COUNT", count)
-            for member in members:
-                yield member
+            fresh = [m for m in dict.fromkeys(members) if m not in seen]
+            seen.update(fresh)
+            if fresh:
+                yield fresh
             if cursor == b"0":
                 return
 

@@ -137,14 +137,11 @@ class RedisExecutions(RedisPart, Executions):
 
     async def list_active(self, limit: int = 10_000) -> list[ExecutionId]:
         out: list[ExecutionId] = []
-        seen: set[bytes] = set()
-        async for member in self._redis.scan_set(self.keys.active(), 1000):
-            if member not in seen:
-                seen.add(member)
-                out.append(ExecutionId(member.decode()))
-                if len(out) >= limit:
-                    break
-        return out
+        async for members in self._redis.scan_set(self.keys.active(), 1000):
+            out.extend(ExecutionId(m.decode()) for m in members)
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
     async def wait_finished(self, execution_id: ExecutionId, timeout_s: float | None) -> ExecutionRecord:
         # Subscribed before the first look: no lost wake-up.

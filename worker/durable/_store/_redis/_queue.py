@@ -100,24 +100,11 @@ class RedisQueue(RedisPart, ReadyQueue):
                 if len(raw) < 1000:
                     break
                 start = "(" + text(raw[-1][0])
-        seen: set[bytes] = set()
-        batch: list[bytes] = []
         total = 0
-        async for member in self._redis.scan_set(self.keys.active(), _RECOVER_BATCH):
-            if member in seen:
-                continue
-            seen.add(member)
-            batch.append(member)
-            if len(batch) >= _RECOVER_BATCH:
-                total += await self._recover_batch(batch, queued, now_ms)
-                batch = []
-        if batch:
-            total += await self._recover_batch(batch, queued, now_ms)
+        async for batch in self._redis.scan_set(self.keys.active(), _RECOVER_BATCH):
+            done = await asyncio.gather(*(self._recover_one(text(m), m in queued, now_ms) for m in batch))
+            total += sum(done)
         return total
-
-    async def _recover_batch(self, batch: list[bytes], queued: set[bytes], now_ms: int) -> int:
-        done = await asyncio.gather(*(self._recover_one(text(m), m in queued, now_ms) for m in batch))
-        return sum(done)
 
     async def _recover_one(self, eid: str, queued: bool, now_ms: int) -> int:
         # A waiting execution's signal list is declared once the script names it.

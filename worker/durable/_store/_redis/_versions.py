@@ -54,9 +54,7 @@ class RedisVersions(RedisPart, Versions):
 
     async def version_load(self, workflow_id: str) -> dict[str, VersionLoad]:
         counts: dict[str, list[int]] = {}
-        batch: list[bytes] = []
-
-        async def count(members: list[bytes]) -> None:
+        async for members in self._redis.scan_set(self.keys.active(), _SCAN_BATCH):
             found = await asyncio.gather(
                 *(
                     self._redis.call("HMGET", self.keys.exec(text(m)), "workflow_id", "version", "status")
@@ -69,17 +67,6 @@ class RedisVersions(RedisPart, Versions):
                 n = counts.setdefault(text(version) if version else "", [0, 0])
                 n[0] += 1
                 n[1] += text(status) in _RUNNABLE
-
-        seen: set[bytes] = set()
-        async for member in self._redis.scan_set(self.keys.active(), _SCAN_BATCH):
-            if member not in seen:
-                seen.add(member)
-                batch.append(member)
-            if len(batch) >= _SCAN_BATCH:
-                await count(batch)
-                batch = []
-        if batch:
-            await count(batch)
         return {v: VersionLoad(v, n[0], n[1]) for v, n in sorted(counts.items())}
 
     async def migrate(
