@@ -167,17 +167,25 @@ def check_csrf(request: Request, session: Session, sent: str | None) -> None:
 def authorize_read(request: Request) -> Identity | None:
     """None when reads are open; raises `Denied(401)` when they are protected and nobody signed in."""
     config: DashboardConfig = request.app.state.config
-    bearer = _bearer(request)
-    if bearer is not None:
-        if not config.token_matches(bearer):
-            raise Denied(401, "wrong token")
-        return Identity("dashboard:api", "bearer")
+    api = _bearer_identity(request, config)
+    if api is not None:
+        return api
     session = load_session(request)
     if session.signed_in:
         return Identity(_session_actor(session), "session")
     if config.protect_reads:
         raise Denied(401, "sign in to see this dashboard")
     return None
+
+
+def _bearer_identity(request: Request, config: DashboardConfig) -> Identity | None:
+    """The API caller when the request carries a bearer token (`Denied(401)` if it is wrong), else None."""
+    bearer = _bearer(request)
+    if bearer is None:
+        return None
+    if not config.token_matches(bearer):
+        raise Denied(401, "wrong token")
+    return Identity("dashboard:api", "bearer")
 
 
 def _session_actor(session: Session) -> str:
@@ -196,11 +204,9 @@ def authorize_action(request: Request, csrf_sent: str | None) -> Identity:
             "actions are disabled: this dashboard has no token configured "
             "(--token-file or DURABLE_DASHBOARD_TOKEN)",
         )
-    bearer = _bearer(request)
-    if bearer is not None:
-        if not config.token_matches(bearer):
-            raise Denied(401, "wrong token")
-        return Identity("dashboard:api", "bearer")
+    api = _bearer_identity(request, config)
+    if api is not None:
+        return api
     session = load_session(request)
     check_csrf(request, session, csrf_sent or request.headers.get(CSRF_HEADER))
     if session.signed_in:
