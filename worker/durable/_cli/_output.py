@@ -111,7 +111,7 @@ def execution_detail(
     rows: list[tuple[str, Any]] = [
         ("execution", record.execution_id),
         ("workflow", record.workflow_id),
-        ("worker version", record.version or "(unversioned)"),
+        ("worker version", version_text(record.version)),
         ("status", status_text(record.status)),
         ("current step", record.current_step or "-"),
         ("waiting for", record.waiting_for or "-"),
@@ -210,12 +210,17 @@ def message(text: str) -> None:
     console().print(text)
 
 
+def version_text(version: str | None) -> str:
+    """A worker version as shown: the unversioned one ("" or None) by name."""
+    return version or "(unversioned)"
+
+
 def versions_table(rows: Sequence[dict[str, Any]]) -> None:
     table = _table("Worker versions", ["workflow", "version", "state", "in flight", "runnable"])
     for r in rows:
         table.add_row(
             r["workflow_id"],
-            r["version"] or "(unversioned)",
+            version_text(r["version"]),
             Text(r["state"], style="green" if r["state"] == "current" else "yellow"),
             str(r["in_flight"]),
             str(r["runnable"]),

@@ -24,10 +24,6 @@ def _version_arg(value: str, what: str) -> str:
         raise CliError(f"{what}: {exc}", 2) from exc
 
 
-def _shown(version: str) -> str:
-    return version or "(unversioned)"
-
-
 @versions_app.command("list")
 def versions_list(
     ctx: typer.Context,
@@ -86,10 +82,10 @@ def versions_promote(
         )
     elif changed:
         out.message(
-            f"workflow {workflow}: new executions go to {_shown(version)} (was {_shown(before or '')})"
+            f"workflow {workflow}: new executions go to {out.version_text(version)} (was {out.version_text(before or '')})"
         )
     else:
-        out.message(f"workflow {workflow}: {_shown(version)} already is current")
+        out.message(f"workflow {workflow}: {out.version_text(version)} already is current")
 
 
 @app.command("migrate")
@@ -138,7 +134,9 @@ def migrate(
     except ExecutionNotFound as exc:
         raise CliError(exc.message) from exc
     if execution is not None and not moving:
-        raise CliError(f"execution {execution!r} is finished or already on {_shown(target)}: nothing to move")
+        raise CliError(
+            f"execution {execution!r} is finished or already on {out.version_text(target)}: nothing to move"
+        )
     if not skip_check:
 
         async def check_all() -> list[ReplayCheckResult]:
@@ -166,4 +164,4 @@ def migrate(
     if settings.json:
         out.print_json({"to": target, "moved": moved, "checked": not skip_check})
     else:
-        out.message(f"moved {len(moved)} execution(s) to {_shown(target)}")
+        out.message(f"moved {len(moved)} execution(s) to {out.version_text(target)}")

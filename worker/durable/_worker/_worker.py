@@ -184,14 +184,7 @@ class Worker:
                 continue
             try:
                 if lost_read:
-                    entries = [
-                        e
-                        for e in await self.store.delivered_to(self.worker_id, free)
-                        if e.entry_id not in self._running_entries
-                    ]
-                    lost_read = False
-                    if entries:
-                        log.info("took up %d entries delivered by a read whose answer was lost", len(entries))
+                    entries = await self.store.delivered_to(self.worker_id, free)
                 else:
                     entries = await self.store.dequeue(self.worker_id, free, int(self.max_idle_poll * 1000))
                 backoff = Backoff()
@@ -200,12 +193,15 @@ class Worker:
                 log.warning("queue read failed: %s; retrying in %.2f s", exc, backoff.delay)
                 await backoff.sleep()
                 continue
-            for entry in entries:
-                self._spawn(entry)
+            taken_up = sum(self._spawn(entry) for entry in entries)
+            if lost_read and taken_up:
+                log.info("took up %d entries delivered by a read whose answer was lost", taken_up)
+            lost_read = False
 
-    def _spawn(self, entry: QueueEntry) -> None:
+    def _spawn(self, entry: QueueEntry) -> bool:
+        """Run `entry` unless it already runs here (read again, or taken over from ourselves)."""
         if entry.entry_id in self._running_entries:
-            return  # already running here (taken over from ourselves)
+            return False
         task = asyncio.create_task(self._handle(entry), name=f"durable-run-{entry.execution_id}")
         self._inflight.add(task)
         self._running_entries.add(entry.entry_id)
@@ -215,6 +211,7 @@ class Worker:
             self._running_entries.discard(entry.entry_id)
 
         task.add_done_callback(done)
+        return True
 
     async def _handle(self, entry: QueueEntry) -> None:
         backoff = Backoff()
