@@ -6,7 +6,6 @@ deprecated), each a `WorkflowDef` of its own, as a new image would bring it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from durable import (
     load_histories,
 )
 from durable._workflow._shapes import describe_workflow
+from polling import until
 
 WID = "patch.order"
 GOLDEN = Path(__file__).parent / "golden" / "patch_order_v1_waiting.jsonl"
@@ -93,16 +93,6 @@ async def unpatched(ctx: WorkflowContext, order: Any) -> Any:
     await ctx.step("reserve", _step("reserve"))
     await ctx.step("fraud", _step("fraud"))
     await ctx.sleep(0)
-
-
-async def until(store: Store, eid: str, *statuses: Status, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        record = await store.get_execution(eid)  # type: ignore[arg-type]
-        if record is not None and record.status in statuses:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"{eid} is {record and record.status}"
-        await asyncio.sleep(0.02)
 
 
 async def run_on(store: Store, code: Any, action: Callable[[Durable], Awaitable[Any]]) -> Any:

@@ -23,6 +23,7 @@ from durable import (
     WorkflowContext,
     WorkflowDef,
 )
+from polling import until
 
 WID = "versioned.order"
 
@@ -35,16 +36,6 @@ def code(tag: str) -> WorkflowDef:
         return [first, second]
 
     return WorkflowDef(workflow_id=WID, fn=fn)
-
-
-async def until(store: Store, eid: str, *statuses: Status, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        record = await store.get_execution(eid)  # type: ignore[arg-type]
-        if record is not None and record.status in statuses:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"{eid} is {record and record.status}"
-        await asyncio.sleep(0.02)
 
 
 def worker(store: Store, tag: str, version: str, **options: Any) -> Worker:
