@@ -20,6 +20,8 @@ EXPECTED = {
     "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "check_replay",
     "load_histories", "now", "random",
     "registered_workflows", "uuid4", "workflow",
+    # continue-as-new and the history-size guard
+    "ContinueAsNew", "HistoryLimit", "HistoryLimitExceeded",
 }  # fmt: skip
 
 

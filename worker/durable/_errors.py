@@ -307,6 +307,40 @@ class ActivationAbandoned(BaseException):
         super().__init__(f"activation abandoned: {type(cause).__name__}: {cause}")
 
 
+class HistoryLimitExceeded(PermanentError):
+    """An execution's history passed its limit (`HistoryLimit`): the execution fails with this error.
+
+    A workflow that loops for long should call `ctx.continue_as_new(input)` before it gets there."""
+
+    default_message = "the execution's history passed its limit; use ctx.continue_as_new"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        execution_id: str,
+        records: int,
+        bytes: int,
+        limit_records: int,
+        limit_bytes: int,
+    ) -> None:
+        self.execution_id = execution_id
+        self.records = records
+        self.bytes = bytes
+        self.limit_records = limit_records
+        self.limit_bytes = limit_bytes
+        super().__init__(message)
+
+
+class ContinueAsNew(BaseException):
+    """Raised by `ctx.continue_as_new(input)`: the engine ends this run and starts a fresh history
+    under the same execution id. A `BaseException`, so `except Exception` cannot swallow it."""
+
+    def __init__(self, encoded_input: bytes) -> None:
+        self.encoded_input = encoded_input
+        super().__init__("continue as new")
+
+
 _ALL: dict[str, type[DurableError]] = {}
 
 

@@ -116,6 +116,7 @@ def execution_detail(
         ("current step", record.current_step or "-"),
         ("waiting for", record.waiting_for or "-"),
         ("wakes at", when(record.wake_at)),
+        ("run", record.run),
         ("attempt", record.attempt),
         ("activations", record.activations),
         ("created", when(record.created_at)),

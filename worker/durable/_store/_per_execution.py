@@ -165,6 +165,29 @@ class Runs(abc.ABC):
         `ack`: the queue entry that started this run, acknowledged in the same atomic step."""
 
     @abc.abstractmethod
+    async def continue_as_new(
+        self,
+        execution_id: ExecutionId,
+        token: int,
+        checkpoint: Checkpoint,
+        now_ms: int,
+        *,
+        input: bytes,
+        ack: str | None = None,
+    ) -> bool:
+        """End this run and start the next one under the same id (`ctx.continue_as_new`), in one step.
+
+        Fenced by `token` (raises `LeaseLost`, writing nothing). Returns True, writing nothing, if a
+        cancel (or forced failure) was requested. Otherwise: writes the checkpoint's audit entries and
+        events, drops every step record (the buffered ones too), stores `input` (already validated and
+        encoded; `input_hash` stays the start request's, so a retried start stays idempotent), counts
+        `run` up, resets `attempt` to 1, the current step, what it waits for and its wake-up timer,
+        moves the execution to pending (status event), releases the lease, enqueues a run (reason
+        `continued`) on its version's queue, acknowledges `ack` and audits `continued_as_new` (data:
+        the new run number). Buffered signals, delivery ids, the audit trail and counters stay.
+        """
+
+    @abc.abstractmethod
     async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         """Let go of the lease without writing.
 

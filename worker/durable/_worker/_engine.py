@@ -22,13 +22,22 @@ from concurrent.futures import Executor
 from typing import Literal
 
 from .. import _codec
-from .._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
+from .._errors import (
+    ActivationAbandoned,
+    Cancelled,
+    ContinueAsNew,
+    LeaseLost,
+    StoreUnavailable,
+    Suspend,
+    describe_exception,
+)
 from .._metrics import METRICS
 from .._records import ExecutionId, Status, now_ms
 from .._store._base import WorkerStore
 from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
-from .._workflow._definitions import WorkflowDef
+from .._workflow._definitions import DEFAULT_HISTORY_LIMIT, HistoryLimit, WorkflowDef
+from .._workflow._history_guard import HistoryBudget
 
 log = logging.getLogger("durable.engine")
 
@@ -43,10 +52,11 @@ Outcome = Literal[
     "moved",
     "lease_lost",
     "unserved",
+    "continued",  # ctx.continue_as_new: the next run is queued under the same id
 ]
 
 # Outcomes whose final write or suspension acknowledged the queue entry passed to `Engine.run`.
-ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended"})
+ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended", "continued"})
 
 # Retry an execution whose workflow this worker does not serve after this long (another pool may).
 _UNSERVED_RETRY_MS = 5_000
@@ -62,8 +72,11 @@ class Engine:
         lease_ttl_ms: int,
         executor: Executor | None = None,
         forbid_bodies: bool = False,
+        history_limit: HistoryLimit | None = None,
     ) -> None:
         self.store = store
+        # The history-size guard of workflows that set none of their own.
+        self.history_limit = history_limit or DEFAULT_HISTORY_LIMIT
         self.lookup = lookup
         self.forbid_bodies = forbid_bodies
         self.worker_id = worker_id
@@ -133,6 +146,10 @@ class Engine:
             history=acquired.steps,
             attempt=record.attempt,
         )
+        ctx._validate_input = definition.validate_input
+        activation.budget = HistoryBudget(
+            execution_id, definition.history_limit or self.history_limit, acquired.steps
+        )
         reset = current_context.set(ctx)
         try:
             return await self._drive(definition, ctx, activation, record.input)
@@ -158,6 +175,23 @@ class Engine:
                 encoded = _codec.dumps(result, what=f"result of workflow {workflow_id!r}")
             except Suspend:
                 return "suspended"
+            except ContinueAsNew as cont:
+                if activation.abandoned is not None:  # the workflow caught the abandonment and went on
+                    raise _abandoned(execution_id, activation.abandoned) from None
+                stopped = await store.continue_as_new(
+                    execution_id,
+                    token,
+                    activation.take_checkpoint(),
+                    now_ms(),
+                    input=cont.encoded_input,
+                    ack=activation.ack,
+                )
+                if stopped:  # a cancel (or forced failure) was requested: it applies as we let go
+                    applied = await store.release(execution_id, self.worker_id, token)
+                    METRICS.finished(workflow_id, "failed" if applied == Status.FAILED else "cancelled")
+                    return "cancelled"
+                log.info("execution %s continued as new", execution_id)
+                return "continued"
             except Cancelled:
                 # The store applies the pending cancel (or forced failure) as soon as our lease is
                 # gone. Either way the run stops here, before any compensation could run.

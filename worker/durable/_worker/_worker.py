@@ -24,7 +24,13 @@ from .._records import ExecutionId, QueueEntry
 from .._store._base import WorkerStore
 from .._store._schedules_base import ScheduleStore
 from .._workflow._context import now_ms
-from .._workflow._definitions import WorkflowDef, lookup_workflow, registered_workflows, signal_schemas
+from .._workflow._definitions import (
+    HistoryLimit,
+    WorkflowDef,
+    lookup_workflow,
+    registered_workflows,
+    signal_schemas,
+)
 from ._engine import ACKED, Engine
 from ._schedule_poller import Scheduler, StoreAndWorkflows
 from ._threads import StepThreads
@@ -50,6 +56,7 @@ class Worker:
         retention: float | None = None,
         version: str | None = None,
         make_current: bool = False,
+        history_limit: HistoryLimit | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -83,6 +90,7 @@ class Worker:
             worker_id=self.worker_id,
             lease_ttl_ms=self.lease_ttl_ms,
             executor=self._executor,
+            history_limit=history_limit,
         )
         self._with_timers = timers
         self._with_schedules = schedules

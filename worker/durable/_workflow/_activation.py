@@ -28,6 +28,7 @@ from .._store._base import AuditDraft, Checkpoint, SignalWait
 
 if TYPE_CHECKING:
     from .._store._base import Runs
+    from ._history_guard import HistoryBudget
 
 
 class Activation:
@@ -41,6 +42,7 @@ class Activation:
         "_pending",
         "abandoned",
         "ack",
+        "budget",
         "execution_id",
         "executor",
         "forbid_bodies",
@@ -72,6 +74,8 @@ class Activation:
         self.forbid_bodies = forbid_bodies
         self.abandoned: ActivationAbandoned | None = None
         self._pending = Checkpoint()
+        # The history-size guard (the engine sets it; None: unguarded, as in replay tests).
+        self.budget: HistoryBudget | None = None
 
     # ------------------------------------------------------------------ the engine's side
     def take_checkpoint(self) -> Checkpoint:
@@ -83,11 +87,16 @@ class Activation:
     def buffer(self, record: StepRecord, audit: AuditDraft | None = None, *, current: bool = False) -> None:
         """Add a record (and its audit entry) to the next write; `current`: it is the current step."""
         pending = self._pending
-        pending.records.append((record.step_id, record.encode()))
+        encoded = record.encode()
+        pending.records.append((record.step_id, encoded))
         if audit is not None:
             pending.audit.append(audit)
         if current:
             pending.current_step = record.step_id
+        if self.budget is not None:
+            warning = self.budget.add(record.step_id, encoded)  # raises HistoryLimitExceeded past the limit
+            if warning is not None:
+                pending.audit.append(warning)
 
     def buffer_event(self, event: str, data: bytes) -> None:
         self._pending.events.append((event, data))

@@ -5,6 +5,7 @@
 - `_waits`: `ctx.sleep`, `ctx.wait_for_signal`.
 - `_recorded`: `ctx.emit`, `ctx.note`, `ctx.now`, `ctx.uuid4`, `ctx.random`.
 - `_patching`: `ctx.patched`, `ctx.deprecate_patch` (changing code under running executions).
+- `_continuing`: `ctx.continue_as_new` (a fresh history under the same execution id).
 - `_activation`: the worker's side of a run (commits, suspensions, step bodies).
 """
 
@@ -18,6 +19,7 @@ from .._errors import DurableError
 
 # Re-exported: the worker, the testing helpers and `durable` import them from here.
 from .._records import now_ms as now_ms
+from ._continuing import Continuing
 from ._patching import Patching
 from ._recorded import RecordedValues
 from ._steps import Steps
@@ -25,11 +27,11 @@ from ._waits import SignalResult as SignalResult
 from ._waits import Waits
 
 
-class WorkflowContext(Steps, Waits, RecordedValues, Patching):
+class WorkflowContext(Steps, Waits, RecordedValues, Patching, Continuing):
     """Passed to every workflow function as its first argument.
 
     `execution_id`, `workflow_id`, `attempt`; `step`, `switch`, `rollback`; `sleep`,
-    `wait_for_signal`; `emit`, `note`, `now`, `uuid4`, `random`; `patched`, `deprecate_patch`.
+    `wait_for_signal`; `emit`, `note`, `now`, `uuid4`, `random`; `patched`, `deprecate_patch`; `continue_as_new`.
     """
 
 

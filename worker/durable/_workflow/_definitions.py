@@ -41,6 +41,8 @@ class WorkflowDef:
     # The input's annotation, whatever it is (None: unannotated or `Any`, so not validated).
     input_type: Any = None
     input_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+    # The history-size guard of this workflow's executions (None: `DEFAULT_HISTORY_LIMIT`).
+    history_limit: HistoryLimit | None = None
 
     def validate_input(self, value: Any) -> Any:
         """The input in the form it is stored: validated against the declared input type, if any.
@@ -92,15 +94,23 @@ def _input_adapter(hint: Any) -> TypeAdapter[Any] | None:
 
 
 def workflow(
-    workflow_id: str, *, category: str | None = None, description: str | None = None
+    workflow_id: str,
+    *,
+    category: str | None = None,
+    description: str | None = None,
+    history_limit: HistoryLimit | None = None,
 ) -> Callable[[WorkflowFn], WorkflowFn]:
     """Register an async function `(ctx, input) -> result` under `workflow_id`.
+
+    `history_limit`: the history-size guard of its executions (default `DEFAULT_HISTORY_LIMIT`).
 
     The function itself is returned unchanged (so it stays callable in unit tests); its
     definition hangs off `fn.__durable_workflow__`.
     """
     if not isinstance(workflow_id, str) or not workflow_id.strip():
         raise ValueError("workflow id must be a non-empty string")
+    if history_limit is not None and not isinstance(history_limit, HistoryLimit):
+        raise TypeError(f"history_limit must be a durable.HistoryLimit, not {type(history_limit).__name__}")
 
     def decorate(fn: WorkflowFn) -> WorkflowFn:
         if not inspect.iscoroutinefunction(fn):
@@ -120,6 +130,7 @@ def workflow(
             description=description or (inspect.getdoc(fn) or None),
             input_type=hint if adapter is not None else None,
             input_adapter=adapter,
+            history_limit=history_limit,
         )
         _WORKFLOWS[workflow_id] = definition
         fn.__durable_workflow__ = definition  # type: ignore[attr-defined]
@@ -337,3 +348,33 @@ def seconds(value: float | timedelta) -> float:
 def lookup_workflow(registry: Mapping[str, WorkflowDef], workflow_id: str) -> WorkflowDef | None:
     """A client's or worker's own workflow under this id first, then any `@workflow` in the process."""
     return registry.get(workflow_id) or registered_workflow(workflow_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLimit:
+    """The history-size guard of an execution's run: step records and their encoded bytes.
+
+    Past `warn_records` or `warn_bytes` the run gets one `history.warning` audit entry; past
+    `max_records` or `max_bytes` the execution fails with `HistoryLimitExceeded`. Both point to
+    `ctx.continue_as_new`, which starts a fresh history. The defaults follow Temporal's: a warning at
+    10,000 records or 10 MB, the limit at 50,000 records or 50 MB.
+    """
+
+    max_records: int = 50_000
+    max_bytes: int = 50 * 1024 * 1024
+    warn_records: int = 10_000
+    warn_bytes: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_records", "max_bytes", "warn_records", "warn_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"HistoryLimit.{name} must be a positive integer, got {value!r}")
+        if self.warn_records > self.max_records or self.warn_bytes > self.max_bytes:
+            raise ValueError(
+                f"HistoryLimit warnings ({self.warn_records} records, {self.warn_bytes} bytes) must not "
+                f"exceed the limits ({self.max_records} records, {self.max_bytes} bytes)"
+            )
+
+
+DEFAULT_HISTORY_LIMIT = HistoryLimit()

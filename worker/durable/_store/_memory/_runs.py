@@ -148,6 +148,49 @@ class MemoryRuns(MemoryPart, Runs):
         if ack:
             st.pending.pop(ack, None)
 
+    async def continue_as_new(
+        self,
+        execution_id: ExecutionId,
+        token: int,
+        checkpoint: Checkpoint,
+        now_ms: int,
+        *,
+        input: bytes,
+        ack: str | None = None,
+    ) -> bool:
+        st = self._state
+        ex = st.get(execution_id)
+        st.check_fence(ex, token, now_ms)
+        if ex.cancel is not None:
+            return True
+        st.write(ex, checkpoint, now_ms)
+        ex.steps.clear()
+        ex.input = input
+        ex.run += 1
+        ex.attempt = 1
+        ex.current_step = None
+        ex.waiting_for = ""
+        ex.wake_ms = None
+        st.drop_timer(ex)
+        ex.lease = None
+        ex.rewake = False
+        st.set_status(ex, Status.PENDING, now_ms)
+        st.enqueue(execution_id, "continued")
+        st.audit(
+            ex,
+            [
+                AuditDraft(
+                    kind="continued_as_new",
+                    message=f"continued as new: run {ex.run}",
+                    data=b'{"run":%d}' % ex.run,
+                )
+            ],
+            now_ms,
+        )
+        if ack:
+            st.pending.pop(ack, None)
+        return False
+
     async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         st = self._state
         ex = st.execs.get(execution_id)

@@ -57,6 +57,7 @@ _EXECUTION_SCRIPTS = (
     "compact",
     "ack",
     "migrate",
+    "continue_as_new",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")

@@ -12,7 +12,7 @@ from typing import Any
 from ..._errors import LeaseLost
 from ..._records import ExecutionId, Status
 from .._base import Acquired, Checkpoint, Runs, SignalWait, SuspendOutcome
-from ._connection import RedisPart
+from ._connection import Declared, RedisPart
 from ._decode import record, steps, text
 from ._encode import pack_checkpoint, timer_member
 
@@ -130,6 +130,29 @@ class RedisRuns(RedisPart, Runs):
         res = await self._redis.script("finish", self.keys.execution_keys(execution_id), args)
         if res == -1:
             raise LeaseLost(execution_id=execution_id, token=token)
+
+    async def continue_as_new(
+        self,
+        execution_id: ExecutionId,
+        token: int,
+        checkpoint: Checkpoint,
+        now_ms: int,
+        *,
+        input: bytes,
+        ack: str | None = None,
+    ) -> bool:
+        args = pack_checkpoint(checkpoint, [execution_id, now_ms, token, input])
+        args.append(ack or "")
+
+        def call(version: str, _declared: Declared) -> tuple[list[str], list[Any]]:
+            return self.keys.execution_keys(execution_id, version), args
+
+        res = await self._redis.script_on_queue(
+            "continue_as_new", execution_id, execution_id, self.keys.version, call
+        )
+        if res == -1:
+            raise LeaseLost(execution_id=execution_id, token=token)
+        return bool(res == 1)
 
     async def release(self, execution_id: ExecutionId, worker_id: str, token: int) -> Status | None:
         keys = self.keys.execution_keys(execution_id)
