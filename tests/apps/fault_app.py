@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -72,3 +73,30 @@ async def sleepy(ctx: WorkflowContext, seconds: float) -> list[Any]:
     await ctx.sleep(seconds)
     timed = await ctx.wait_for_signal("fault.poke", timeout=seconds, step_id="wait")
     return [timed.kind, await ctx.step("after", count, ctx.execution_id, "after")]
+
+
+def _kill_self_once(execution_id: str, point: str) -> int:
+    """SIGKILL this worker process the first time `point` is reached (a crash hook); count the runs."""
+    runs = count(execution_id, point)
+    if r().set(f"fault:crashed:{execution_id}:{point}", "1", nx=True):
+        r().set(f"fault:started:{execution_id}:{point}", "1")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return runs
+
+
+@workflow("fault.continue")
+async def continuing(ctx: WorkflowContext, state: dict[str, Any]) -> dict[str, Any]:
+    """Three runs under one id; the worker dies between a step's commit and the continue-as-new write
+    (round 1), and inside a step body just before continue-as-new (round 2). Each round also consumes
+    one signal, sent while the hand-offs (and crashes) happen."""
+    eid, rnd = ctx.execution_id, int(state["round"])
+    done = await ctx.step("work", count, eid, f"work-{rnd}")
+    got = await ctx.wait_for_signal("fault.item", step_id="item")
+    if rnd == 1:
+        _kill_self_once(eid, "after-commit")  # workflow code, not a step: runs on every replay
+    if rnd == 2:
+        await ctx.step("last", _kill_self_once, eid, "in-step")
+    seen = [*state["seen"], [done, got]]
+    if rnd < 3:
+        ctx.continue_as_new({"round": rnd + 1, "seen": seen})
+    return {"round": rnd, "seen": seen, "run_input": state}

@@ -23,6 +23,7 @@ from durable import (
     LeaseLost,
     Status,
     Store,
+    StoreUnavailable,
     WorkflowContext,
     WorkflowDef,
     workflow,
@@ -284,3 +285,43 @@ def test_the_limit_error_keeps_its_fields_through_storage() -> None:
     )
     back = error_from_dict(orjson.loads(orjson.dumps(err.to_dict())))
     assert isinstance(back, HistoryLimitExceeded) and back.fields == err.fields
+
+
+# ---------------------------------------------------------------- a continue-as-new write that fails
+@pytest.mark.parametrize("lost", ["before", "after"])
+async def test_a_failed_continue_as_new_write_loses_nothing_and_repeats_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch, lost: str
+) -> None:
+    """The store is unreachable for the write (`before`), or the write went through and its answer was
+    lost (`after`): the worker retries, and every round's step body still runs exactly once."""
+    bodies: list[int] = []
+
+    def body(n: int) -> int:
+        bodies.append(n)
+        return n
+
+    async def rounds(ctx: WorkflowContext, n: int) -> int:
+        await ctx.step("work", body, n)
+        if n < 3:
+            ctx.continue_as_new(n + 1)
+        return n
+
+    real = store.continue_as_new
+    failed: list[int] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> bool:
+        if not failed:
+            failed.append(1)
+            if lost == "after":
+                await real(*args, **kwargs)
+            raise StoreUnavailable("connection reset")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "continue_as_new", flaky)
+    d = Durable(store=store, workflows=[defn("can.flaky", rounds)])
+    async with d.worker(concurrency=2, max_idle_poll=0.05):
+        eid = await d.start("can.flaky", 1, execution_id=f"flaky-{lost}")
+        assert await d.wait(eid, timeout=20) == 3
+    record = await store.get_execution(eid)
+    assert failed and record is not None and record.run == 3
+    assert sorted(bodies) == [1, 2, 3]
