@@ -28,6 +28,7 @@ from durable import (
     WorkflowDef,
     workflow,
 )
+from durable._history import StepKind, StepRecord, StepStatus
 from durable._store._base import AuditDraft, Checkpoint
 from durable._workflow._definitions import _input_adapter, _input_type
 
@@ -325,3 +326,52 @@ async def test_a_failed_continue_as_new_write_loses_nothing_and_repeats_nothing(
     record = await store.get_execution(eid)
     assert failed and record is not None and record.run == 3
     assert sorted(bodies) == [1, 2, 3]
+
+
+async def test_the_replay_check_passes_a_run_that_continues_as_new(store: Store) -> None:
+    from durable import check_replay, load_histories
+
+    d = Durable(store=store, workflows=[defn("can.count", counter)])
+    eid = await d.start("can.count", 0, execution_id="replayed")
+    # A run recorded its step and was cut before its continue-as-new write.
+    acquired = await store.acquire(eid, "w1", 30_000, _now())
+    record = StepRecord("work", 1, StepKind.STEP, StepStatus.COMPLETED, result=0, at_ms=_now())
+    await store.commit(eid, acquired.token, Checkpoint(records=[("work", record.encode())]), _now())
+    (found,) = [
+        h for h in await load_histories(d, workflow_id="can.count", limit=10) if h.execution_id == eid
+    ]
+    assert (await check_replay(found, {"can.count": defn("can.count", counter)})).ok
+
+    async def skips(ctx: WorkflowContext, n: int) -> int:
+        ctx.continue_as_new(n + 1)  # no longer makes the recorded step
+
+    broken = await check_replay(found, {"can.count": defn("can.count", skips)})
+    assert not broken.ok and broken.expected == "work"
+
+
+def test_durable_get_shows_the_run_number(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from datetime import UTC, datetime
+
+    from durable import ExecutionId, ExecutionRecord
+    from durable._cli._output import execution_detail
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record = ExecutionRecord(ExecutionId("e"), "can.count", Status.PENDING, 3, at, at, run=7)
+    execution_detail(record, [], [])
+    assert re.search(r"\brun\b\s+7\b", capsys.readouterr().out)
+
+
+async def test_the_next_run_goes_on_the_execution_version_queue(store: Store) -> None:
+    d = Durable(store=store, workflows=[defn("can.count", counter)])
+    await d.versions.promote("can.count", "v1")
+    eid = await d.start("can.count", 0, execution_id="versioned")
+    v1 = store.versioned("v1")
+    acquired = await v1.acquire(eid, "w1", 30_000, _now())
+    assert acquired.outcome == "ok"
+    # A store handle on another queue (the unversioned one) still queues the next run on v1's.
+    assert await store.continue_as_new(eid, acquired.token, Checkpoint(), _now(), input=b"1") is False
+    assert await store.queue_depth() == 0
+    assert await v1.queue_depth() == 2  # the start's entry (never acknowledged here) and the next run
+    record = await store.get_execution(eid)
+    assert record is not None and record.run == 2 and record.version == "v1"

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import NonDeterminismError
+from .._errors import ContinueAsNew, NonDeterminismError
 from .._history import StepRecord
 from .._records import ExecutionId, Status
 from .._workflow._activation import Activation
@@ -156,6 +156,8 @@ async def check_replay(
         await definition.fn(ctx, value)
     except _Frontier:
         return result(True)
+    except ContinueAsNew:
+        pass  # the run ends here like a return: whatever it recorded must have been reached
     except NonDeterminismError as exc:
         return result(False, position=exc.seq, expected=exc.expected, actual=exc.actual)
     except Exception as exc:
