@@ -92,12 +92,16 @@ async def test_signals_sent_during_the_hand_off_are_consumed_exactly_once(store:
     eid = await d.start("can.collect", {"got": [], "total": total}, execution_id=f"collect-{workers}")
     async with contextlib_workers(d, workers):
 
-        async def send(k: int) -> None:
-            await d.signal(eid, "item", k, delivery_id=f"d-{k}")
-            # A sender that retries after losing its answer: deduplicated, even across runs.
-            await d.signal(eid, "item", k, delivery_id=f"d-{k}")
+        async def sender(first: int) -> None:
+            # Three senders interleave with the runs (a few signals per run, then a hand-off), so
+            # signals arrive while the execution waits, runs, and moves to its next run.
+            for k in range(first, total, 3):
+                await d.signal(eid, "item", k, delivery_id=f"d-{k}")
+                # A sender that retries after losing its answer: deduplicated, even across runs.
+                await d.signal(eid, "item", k, delivery_id=f"d-{k}")
+                await asyncio.sleep(0.001 * (k % 4))
 
-        await asyncio.gather(*(send(k) for k in range(total)))
+        await asyncio.gather(*(sender(first) for first in range(3)))
         record = await store.wait_finished(eid, 60)
     assert record.status == Status.COMPLETED, record.error
     assert sorted(record.result) == list(range(total))
