@@ -379,3 +379,20 @@ async def test_the_next_run_goes_on_the_execution_version_queue(store: Store) ->
     assert await v1.queue_depth() == 2  # the start's entry (never acknowledged here) and the next run
     record = await store.get_execution(eid)
     assert record is not None and record.run == 2 and record.version == "v1"
+
+
+@pytest.mark.parametrize("stop", ["cancel", "force_fail"])
+async def test_a_stop_requested_during_the_run_wins_over_continue_as_new(store: Store, stop: str) -> None:
+    async def stopped(ctx: WorkflowContext, n: int) -> int:
+        await ctx.step("work", _same, n)
+        # Requested after the last commit, before the continue-as-new write (the lease is held: flagged).
+        await getattr(store, stop)(ctx.execution_id, "enough", "ops", _now())
+        ctx.continue_as_new(n + 1)
+
+    d = Durable(store=store, workflows=[defn("can.stopped", stopped)])
+    async with d.worker(concurrency=1, max_idle_poll=0.05):
+        eid = await d.start("can.stopped", 1, execution_id=f"stopped-{stop}")
+        record = await store.wait_finished(eid, 20)
+    expected = Status.CANCELLED if stop == "cancel" else Status.FAILED
+    assert record.status == expected and record.run == 1 and record.input == 1
+    assert not [a for a in await store.list_audit(eid) if a.kind == "continued_as_new"]
