@@ -32,6 +32,7 @@ from .._store._base import (
     schema_digest,
 )
 from .._store._memory import MemoryStore
+from .._worker._children import settle_quietly
 from .._worker._worker import Worker
 from .._workflow._definitions import (
     Signal,
@@ -191,8 +192,12 @@ class Durable(ExecutionClient):
     async def cancel(
         self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None
     ) -> Status:
-        """Cancel at once if idle; a running execution stops at its next checkpoint."""
-        return await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        """Cancel at once if idle; a running execution stops at its next checkpoint. Its children
+        started with `on_parent_cancel="cancel"` are cancelled too, and a waiting parent is woken."""
+        status = await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        if status.is_final:
+            await settle_quietly(self.store, execution_id)
+        return status
 
     async def force_fail(self, execution_id: str, reason: str, *, actor: str | None = None) -> Status:
         """Mark a stuck execution failed with `reason`, like `cancel` but ending `failed`.
@@ -201,7 +206,10 @@ class Durable(ExecutionClient):
         (returns running) and fails at its next checkpoint or when its worker lets go. No compensation
         runs. `retry` re-runs it like any failure. Raises `ValueError` for a blank reason,
         `ExecutionNotFound` or `ExecutionFinished`."""
-        return await self.store.force_fail(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        status = await self.store.force_fail(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        if status.is_final:
+            await settle_quietly(self.store, execution_id)
+        return status
 
     async def retry(
         self, execution_id: str, *, discard_signal: bool = False, actor: str | None = None
