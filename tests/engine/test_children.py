@@ -3,6 +3,7 @@ replay after a crash between creating the child and recording it, cancel cascade
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -271,3 +272,52 @@ def test_derived_ids_are_valid_and_deterministic() -> None:
     assert len(long) <= 256 and long == derived_child_id("x" * 250, "step")
     odd = derived_child_id("p", "a{b}")
     assert "{" not in odd and odd.startswith("p:child-")
+
+
+RELEASE: dict[str, asyncio.Event] = {}
+
+
+@workflow("children.busy_parent")
+async def busy_parent(ctx: WorkflowContext, key: str) -> Any:
+    await ctx.start_child(waits, None)
+
+    async def hold() -> str:
+        await RELEASE[key].wait()
+        return "held"
+
+    await ctx.step("hold", hold)
+    return await ctx.step("never", lambda: "reached")
+
+
+async def test_cancel_applied_later_still_cascades(durable: Durable, store: Store) -> None:
+    # The parent runs a step when the cancel comes: it is flagged, applied when the worker lets go,
+    # and the child is cancelled then.
+    key = type(store).__name__
+    RELEASE[key] = asyncio.Event()
+    eid = await durable.start(busy_parent, key, execution_id=f"busy-{key}")
+    child = derived_child_id(eid, "__child:1")
+    await until(durable.store, child, Status.WAITING)
+    assert await durable.cancel(eid) == Status.RUNNING
+    record = await durable.get_execution(child)
+    assert record is not None and record.status == Status.WAITING
+    RELEASE[key].set()
+    await until(durable.store, eid, Status.CANCELLED)
+    await until(durable.store, child, Status.CANCELLED)
+
+
+async def test_store_keeps_the_parent_link(store: Store) -> None:
+    for eid, parent_id, policy in (("c1", "p", "abandon"), ("c2", None, None)):
+        assert await store.create_execution(
+            NewExecution(
+                execution_id=ExecutionId(eid),
+                workflow_id="children.double",
+                input=b"1",
+                now_ms=now_ms(),
+                parent=parent_id,
+                on_parent_cancel=policy,
+            )
+        )
+    one, two = await store.get_execution(ExecutionId("c1")), await store.get_execution(ExecutionId("c2"))
+    assert one is not None and (one.parent, one.on_parent_cancel) == ("p", "abandon")
+    assert two is not None and (two.parent, two.on_parent_cancel) == (None, None)
+    assert one.to_dict()["on_parent_cancel"] == "abandon"

@@ -34,6 +34,7 @@ from .._store._base import (
 from .._store._memory import MemoryStore
 from .._worker._children import settle_quietly
 from .._worker._worker import Worker
+from .._workflow._children import children_of
 from .._workflow._definitions import (
     Signal,
     WorkflowDef,
@@ -284,6 +285,11 @@ class Durable(ExecutionClient):
         ]
         return sorted(steps, key=lambda s: (s.seq if s.seq >= 0 else 1 << 30, s.at or ms_to_dt(0)))
 
+    async def list_children(self, execution_id: str) -> list[dict[str, Any]]:
+        """The child executions `execution_id` started (`ctx.child`, `ctx.start_child`), oldest first:
+        {"execution_id", "workflow", "on_parent_cancel"} each. A child's record names its parent (`parent`)."""
+        return children_of(await self.list_step_results(execution_id))
+
     async def list_audit_entries(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
         return await self.store.list_audit(ExecutionId(execution_id), limit)
 
@@ -295,6 +301,7 @@ class Durable(ExecutionClient):
         )
         return {
             "execution": record.to_dict(),
+            "children": children_of(steps),
             "steps": [s.to_dict() for s in steps],
             "audit": [a.to_dict() for a in audit],
         }

@@ -13,6 +13,7 @@ a timer (`RECHECK_MS`, doubling up to `RECHECK_MAX_MS`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from .. import _codec
@@ -71,6 +72,20 @@ def child_outcome(record: ExecutionRecord | None, child_id: str) -> dict[str, An
             "error": {"type": "ExecutionNotFound", "message": f"child execution {child_id!r} does not exist"},
         }
     return {"status": record.status.value, "result": record.result, "error": record.error}
+
+
+def children_of(steps: Iterable[StepRecord]) -> list[dict[str, Any]]:
+    """The children a history started, in order: {"execution_id", "workflow", "on_parent_cancel"} each."""
+    started = [s for s in steps if s.kind == _CHILD and isinstance(s.result, dict)]
+    started.sort(key=lambda s: s.seq)
+    return [
+        {
+            "execution_id": s.result.get("execution_id"),
+            "workflow": s.result.get("workflow"),
+            "on_parent_cancel": s.result.get("on_parent_cancel", "cancel"),
+        }
+        for s in started
+    ]
 
 
 def check_execution_id(execution_id: Any) -> str:
