@@ -321,3 +321,9 @@ async def test_store_keeps_the_parent_link(store: Store) -> None:
     assert one is not None and (one.parent, one.on_parent_cancel) == ("p", "abandon")
     assert two is not None and (two.parent, two.on_parent_cancel) == (None, None)
     assert one.to_dict()["on_parent_cancel"] == "abandon"
+
+
+def test_describe_shows_children() -> None:
+    shape = Durable().describe(handle_parent)
+    assert [n["kind"] for n in shape.nodes] == ["child", "step", "childSignal", "childResult"]
+    assert shape.nodes[0]["workflow"] == "children.waits"

@@ -173,21 +173,20 @@ class Children(ReplayContext):
         if execution_id is not None:
             check_execution_id(execution_id)
         sid = step_id or self._peek_id("__child:")
-        if self._history.get(sid) is None and self._stored.get(sid) is None:
-            # Only a call that will start the child needs its workflow: checked before the position is taken.
-            definition = self._child_definition(workflow)
-            encoded = _codec.dumps(
-                definition.validate_input(input), what=f"input of workflow {definition.workflow_id!r}"
-            )
         seq, rec = self._next(sid, _CHILD, user=step_id is not None)
         self._has_children = True  # the engine settles this execution's children when it ends
-        if rec is not None and rec.status == _COMPLETED:
-            started = rec.result or {}
+        if rec is not None and rec.status == _COMPLETED and isinstance(rec.result, dict):
+            started = rec.result
             return ChildHandle(self, str(started.get("execution_id")), str(started.get("workflow")))
+        # Only a call that starts the child needs its workflow (a replay does not look it up again).
+        definition = self._child_definition(workflow)
+        encoded = _codec.dumps(
+            definition.validate_input(input), what=f"input of workflow {definition.workflow_id!r}"
+        )
         child_id = execution_id or derived_child_id(self.execution_id, sid)
         activation = self._activation
         await activation.flush()  # what came before is durable before the child can be seen
-        store: Any = activation.store
+        store: Any = activation._store()
         try:
             await store.create_execution(
                 NewExecution(
@@ -244,7 +243,7 @@ class Children(ReplayContext):
             return _settle(rec.result, child_id, workflow_id)
         activation = self._activation
         checks = int(rec.meta.get("checks", 0)) if rec is not None else 0
-        store: Any = activation.store
+        store: Any = activation._store()
         try:
             current = await store.get_execution(ExecutionId(child_id))
         except Exception as exc:
@@ -298,7 +297,7 @@ class Children(ReplayContext):
         data = _codec.dumps(value, what=what)
         activation = self._activation
         await activation.flush()
-        store: Any = activation.store
+        store: Any = activation._store()
         delivery = f"{self.execution_id}:{sid}"
         try:
             try:
