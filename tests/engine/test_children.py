@@ -206,6 +206,7 @@ async def test_lost_notification_is_caught_by_the_parents_recheck(durable: Durab
     assert await store.cancel(ExecutionId(child), "quietly", None, now_ms()) == Status.CANCELLED
     record = await durable.get_execution(eid)
     assert record is not None and record.status == Status.WAITING
+    assert record.wake_at is not None  # the re-check timer is armed
     await store.enqueue(ExecutionId(eid), "timer")  # what the re-check timer does
     await until(store, eid, Status.FAILED)
     record = await durable.get_execution(eid)
@@ -327,3 +328,16 @@ def test_describe_shows_children() -> None:
     shape = Durable().describe(handle_parent)
     assert [n["kind"] for n in shape.nodes] == ["child", "step", "childSignal", "childResult"]
     assert shape.nodes[0]["workflow"] == "children.waits"
+
+
+async def test_force_failed_child_fails_the_waiting_parent(durable: Durable) -> None:
+    eid = await durable.start(hangs, "cancel", execution_id="p11")
+    child = derived_child_id(eid, "__child:1")
+    await until(durable.store, child, Status.WAITING)
+    await until(durable.store, eid, Status.WAITING)
+    assert await durable.force_fail(child, "stuck") == Status.FAILED
+    await until(durable.store, eid, Status.FAILED)
+    record = await durable.get_execution(eid)
+    assert record is not None and record.error is not None
+    assert record.error["type"] == "ChildWorkflowError"
+    assert record.error["fields"]["error"]["type"] == "ForcedFailure"
