@@ -115,6 +115,7 @@ def execution_status(
         "resultTruncated": None,
         "error": None,
         "observedVersion": record_version(record),
+        "parentExecutionId": record.parent,
     }
     if generation is not None:
         status["observedGeneration"] = generation

@@ -15,7 +15,7 @@ EXPECTED = {
     "FlowShape", "InputValidationError", "InvalidSchedule", "InvalidStepId", "LeaseLost", "MemoryStore",
     "NoMatchingBranch", "NonDeterminismError", "PermanentError", "RedisStore", "RetryPolicy",
     "RetryableError", "ScheduleInfo", "ScheduleNotFound", "SerializationError", "Signal",
-    "ReplayCheckResult", "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "StepId",
+    "ReplayCheckResult", "SignalPayloadError", "SignalResult", "Status", "StatusEvent", "StatusFeed", "StepFailedError", "ChildHandle", "ChildWorkflowCancelled", "ChildWorkflowError", "StepId",
     "StepRecord", "Store", "StoreUnavailable", "Suspend", "VersionClient", "VersionLoad", "WaitTimeoutError", "Worker",
     "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "check_replay",
     "load_histories", "now", "random",

@@ -8,6 +8,8 @@ from ._client._versions import VersionClient
 from ._errors import (
     ActivationAbandoned,
     Cancelled,
+    ChildWorkflowCancelled,
+    ChildWorkflowError,
     ContinueAsNew,
     DurableError,
     ExecutionCancelledError,
@@ -40,6 +42,7 @@ from ._store._memory import MemoryStore
 from ._store._redis import RedisStore
 from ._worker._replayer import ExecutionHistory, ReplayCheckResult, check_replay
 from ._worker._worker import Worker
+from ._workflow._children import ChildHandle
 from ._workflow._context import SignalResult, WorkflowContext, now, random, uuid4
 from ._workflow._definitions import (
     Branch,
@@ -59,6 +62,9 @@ __all__ = [
     "Backoff",
     "Branch",
     "Cancelled",
+    "ChildHandle",
+    "ChildWorkflowCancelled",
+    "ChildWorkflowError",
     "ContinueAsNew",
     "Durable",
     "DurableError",

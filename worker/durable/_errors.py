@@ -385,3 +385,32 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
     data["traceback"] = tb[-4000:]
     return data
+
+
+class ChildWorkflowError(PermanentError):
+    """A child execution (`ctx.child`, `handle.result()`) ended failed; `error` holds its stored error.
+
+    Replay raises it again; workflow code may catch it like any failed step."""
+
+    default_message = "child workflow failed"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        child_execution_id: str,
+        workflow_id: str,
+        status: str,
+        error: dict[str, Any] | None,
+    ) -> None:
+        self.child_execution_id = child_execution_id
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+        super().__init__(message)
+
+
+class ChildWorkflowCancelled(ChildWorkflowError):
+    """A child execution ended cancelled (status `cancelled`)."""
+
+    default_message = "child workflow was cancelled"

@@ -66,6 +66,13 @@ class StepKind(enum.StrEnum):
     RANDOM = "random"
     # `ctx.patched(change id)` reached on code that has the change; its step id is `__patch:<change id>`.
     PATCH = "patch"
+    # `ctx.start_child`/`ctx.child` started a child execution: result {"execution_id", "workflow", "on_parent_cancel"}.
+    CHILD = "child"
+    # A wait for a child's end (`ctx.child`, `handle.result()`): waiting (meta.child), then completed with
+    # the child's outcome {"status", "result", "error"} as its result.
+    CHILD_RESULT = "child_result"
+    # `handle.signal(...)` sent a signal to a child (meta.child, meta.signal).
+    CHILD_SIGNAL = "child_signal"
 
 
 class StepStatus(enum.StrEnum):

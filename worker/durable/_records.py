@@ -74,6 +74,9 @@ class ExecutionRecord:
     run: int = 1
     # The worker version that started the execution and the only one that resumes it (None: unversioned).
     version: str | None = None
+    # A child execution (`ctx.child`): `parent` is its parent's execution id, and this what becomes of it
+    # when the parent ends first: "cancel" (it is cancelled) or "abandon" (it runs on). None: not a child.
+    on_parent_cancel: str | None = None
 
     @property
     def is_final(self) -> bool:

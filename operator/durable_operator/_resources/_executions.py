@@ -130,3 +130,8 @@ class DurableExecutionStatus(WireModel):
             " the operator never replaces it with an older one, so a phase never goes backwards."
         ),
     )
+    parent_execution_id: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The parent execution's id when this execution is a child workflow (ctx.child).",
+    )

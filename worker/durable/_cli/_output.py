@@ -16,6 +16,7 @@ from rich.text import Text
 from .._client._schedules import ScheduleInfo
 from .._records import AuditEntry, ExecutionRecord, Status, StepRecord
 from .._worker._replayer import ReplayCheckResult
+from .._workflow._children import children_of
 
 _STATUS_STYLE = {
     Status.PENDING: "cyan",
@@ -124,6 +125,11 @@ def execution_detail(
         ("finished", when(record.finished_at)),
         ("input", short(record.input, 160)),
     ]
+    if record.parent:
+        rows.append(("parent", f"{record.parent} (on parent cancel: {record.on_parent_cancel or '-'})"))
+    children = children_of(steps)
+    if children:
+        rows.append(("children", ", ".join(str(c["execution_id"]) for c in children)))
     if record.result is not None:
         rows.append(("result", short(record.result, 160)))
     if record.error:

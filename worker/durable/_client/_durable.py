@@ -32,7 +32,9 @@ from .._store._base import (
     schema_digest,
 )
 from .._store._memory import MemoryStore
+from .._worker._children import settle_quietly
 from .._worker._worker import Worker
+from .._workflow._children import children_of
 from .._workflow._definitions import (
     Signal,
     WorkflowDef,
@@ -191,8 +193,12 @@ class Durable(ExecutionClient):
     async def cancel(
         self, execution_id: str, reason: str = "cancelled", *, actor: str | None = None
     ) -> Status:
-        """Cancel at once if idle; a running execution stops at its next checkpoint."""
-        return await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        """Cancel at once if idle; a running execution stops at its next checkpoint. Its children
+        started with `on_parent_cancel="cancel"` are cancelled too, and a waiting parent is woken."""
+        status = await self.store.cancel(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        if status.is_final:
+            await settle_quietly(self.store, execution_id)
+        return status
 
     async def force_fail(self, execution_id: str, reason: str, *, actor: str | None = None) -> Status:
         """Mark a stuck execution failed with `reason`, like `cancel` but ending `failed`.
@@ -201,7 +207,10 @@ class Durable(ExecutionClient):
         (returns running) and fails at its next checkpoint or when its worker lets go. No compensation
         runs. `retry` re-runs it like any failure. Raises `ValueError` for a blank reason,
         `ExecutionNotFound` or `ExecutionFinished`."""
-        return await self.store.force_fail(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        status = await self.store.force_fail(ExecutionId(execution_id), reason, actor or self.actor, now_ms())
+        if status.is_final:
+            await settle_quietly(self.store, execution_id)
+        return status
 
     async def retry(
         self, execution_id: str, *, discard_signal: bool = False, actor: str | None = None
@@ -276,6 +285,11 @@ class Durable(ExecutionClient):
         ]
         return sorted(steps, key=lambda s: (s.seq if s.seq >= 0 else 1 << 30, s.at or ms_to_dt(0)))
 
+    async def list_children(self, execution_id: str) -> list[dict[str, Any]]:
+        """The child executions `execution_id` started (`ctx.child`, `ctx.start_child`), oldest first:
+        {"execution_id", "workflow", "on_parent_cancel"} each. A child's record names its parent (`parent`)."""
+        return children_of(await self.list_step_results(execution_id))
+
     async def list_audit_entries(self, execution_id: str, limit: int = 1000) -> list[AuditEntry]:
         return await self.store.list_audit(ExecutionId(execution_id), limit)
 
@@ -287,6 +301,7 @@ class Durable(ExecutionClient):
         )
         return {
             "execution": record.to_dict(),
+            "children": children_of(steps),
             "steps": [s.to_dict() for s in steps],
             "audit": [a.to_dict() for a in audit],
         }

@@ -81,6 +81,8 @@ class NewExecution:
     id_reuse: IdReuse = "reject"
     # sha256 of the canonical input (`_codec.input_hash`); filled from `input` when left empty.
     input_hash: str = ""
+    # A child execution's policy when its parent ends first ("cancel" | "abandon"); `parent` names the parent.
+    on_parent_cancel: str | None = None
 
     def __post_init__(self) -> None:
         if self.id_reuse not in ID_REUSE_POLICIES:

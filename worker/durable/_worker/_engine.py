@@ -38,6 +38,7 @@ from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
 from .._workflow._definitions import DEFAULT_HISTORY_LIMIT, HistoryLimit, WorkflowDef
 from .._workflow._history_guard import HistoryBudget
+from ._children import parent_gone, settle_quietly
 
 log = logging.getLogger("durable.engine")
 
@@ -114,11 +115,23 @@ class Engine:
             jitter = random.randint(5, 50)
             await store.add_timer(execution_id, "lease", now_ms() + acquired.retry_after_ms + jitter)
             return "busy"
+        if acquired.outcome == "finished":
+            # Perhaps a cancel this acquire applied, or a repeated entry: settle links again (idempotent).
+            await settle_quietly(store, execution_id)
         if acquired.outcome != "ok":
             return acquired.outcome
         record = acquired.record
         assert record is not None
         token = acquired.token
+        if record.parent and await parent_gone(store, record):
+            # A child whose parent ended (and whose cancel was lost to a crash): it runs no further.
+            await store.cancel(
+                execution_id, f"parent {record.parent} ended", f"parent:{record.parent}", now_ms()
+            )
+            await store.release(execution_id, self.worker_id, token)
+            await settle_quietly(store, execution_id)
+            METRICS.finished(record.workflow_id, "cancelled")
+            return "cancelled"
         definition = self.lookup(record.workflow_id)
         if definition is None:
             log.warning(
@@ -138,6 +151,7 @@ class Engine:
             self.executor,
             forbid_bodies=self.forbid_bodies,
             ack=entry_id,
+            lookup=self.lookup,
         )
         ctx = WorkflowContext(
             activation,
@@ -152,7 +166,10 @@ class Engine:
         )
         reset = current_context.set(ctx)
         try:
-            return await self._drive(definition, ctx, activation, record.input)
+            outcome = await self._drive(definition, ctx, activation, record.input)
+            if outcome in ("completed", "failed", "cancelled") and (record.parent or ctx._has_children):
+                await settle_quietly(store, execution_id)
+            return outcome
         except StoreUnavailable:
             # Nothing more was written; the caller retries after a back-off.
             self._unreleased[execution_id] = token

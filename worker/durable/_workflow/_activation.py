@@ -46,6 +46,7 @@ class Activation:
         "execution_id",
         "executor",
         "forbid_bodies",
+        "lookup",
         "store",
         "token",
         "worker_id",
@@ -61,8 +62,11 @@ class Activation:
         *,
         forbid_bodies: bool = False,
         ack: str | None = None,
+        lookup: Callable[[str], Any] | None = None,
     ) -> None:
         self.store = store
+        # The worker's workflows by id (`ctx.child` of a workflow id); None: the process' `@workflow`s.
+        self.lookup = lookup
         self.execution_id = execution_id
         # The queue entry that started this run: the store acknowledges it with the suspension or
         # the final write, in the same atomic step.

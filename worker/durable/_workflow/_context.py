@@ -19,6 +19,8 @@ from .._errors import DurableError
 
 # Re-exported: the worker, the testing helpers and `durable` import them from here.
 from .._records import now_ms as now_ms
+from ._children import ChildHandle as ChildHandle
+from ._children import Children
 from ._continuing import Continuing
 from ._patching import Patching
 from ._recorded import RecordedValues
@@ -27,11 +29,12 @@ from ._waits import SignalResult as SignalResult
 from ._waits import Waits
 
 
-class WorkflowContext(Steps, Waits, RecordedValues, Patching, Continuing):
+class WorkflowContext(Steps, Waits, RecordedValues, Patching, Children, Continuing):
     """Passed to every workflow function as its first argument.
 
     `execution_id`, `workflow_id`, `attempt`; `step`, `switch`, `rollback`; `sleep`,
-    `wait_for_signal`; `emit`, `note`, `now`, `uuid4`, `random`; `patched`, `deprecate_patch`; `continue_as_new`.
+    `wait_for_signal`; `emit`, `note`, `now`, `uuid4`, `random`; `patched`, `deprecate_patch`;
+    `child`, `start_child`; `continue_as_new`.
     """
 
 

@@ -10,8 +10,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._history import StepKind
+from ._children import ChildHandle
 from ._context import SignalResult, WorkflowContext
-from ._definitions import Branch, RetryPolicy, Signal, StepId, WorkflowDef, resolve_signal, seconds
+from ._definitions import (
+    Branch,
+    RetryPolicy,
+    Signal,
+    StepId,
+    WorkflowDef,
+    as_definition,
+    resolve_signal,
+    seconds,
+)
 from ._replay import _Done
 
 
@@ -181,6 +191,32 @@ class _DescribeContext(WorkflowContext):
 
     async def rollback(self) -> None:
         self._add("rollback", "rollback")
+
+    async def start_child(
+        self,
+        workflow: Any,
+        input: Any = None,
+        *,
+        execution_id: str | None = None,
+        on_parent_cancel: Any = "cancel",
+        step_id: str | None = None,
+    ) -> ChildHandle:
+        sid = step_id or self._peek_id("__child:")
+        self._next(sid, StepKind.CHILD, user=step_id is not None)
+        name = workflow if isinstance(workflow, str) else as_definition(workflow).workflow_id
+        self._add("child", sid, workflow=name, on_parent_cancel=on_parent_cancel)
+        return ChildHandle(self, execution_id or f"describe:{sid}", name)
+
+    async def _wait_child(self, child_id: str, workflow_id: str, step_id: str | None) -> Any:
+        sid = step_id or self._peek_id("__child_result:")
+        self._next(sid, StepKind.CHILD_RESULT, user=step_id is not None)
+        self._add("childResult", sid, workflow=workflow_id)
+        return _Anything()
+
+    async def _signal_child(self, child_id: str, signal: Any, payload: Any, step_id: str | None) -> None:
+        sid = step_id or self._peek_id("__child_signal:")
+        self._next(sid, StepKind.CHILD_SIGNAL, user=step_id is not None)
+        self._add("childSignal", sid, signal=resolve_signal(signal).name)
 
     def patched(self, change_id: str) -> bool:
         # The shape of the code as it is now: the patched branch.

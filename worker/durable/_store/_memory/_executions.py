@@ -36,6 +36,7 @@ class MemoryExecutions(MemoryPart, Executions):
             parent=new.parent,
             input_hash=new.input_hash,
             version=st.current_versions.get(new.workflow_id, ""),
+            on_parent_cancel=new.on_parent_cancel,
         )
         if old is not None:
             # A fresh run: the old one's history (steps, signals, delivery ids, lease) goes, its audit stays.

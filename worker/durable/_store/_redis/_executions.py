@@ -62,7 +62,13 @@ class RedisExecutions(RedisPart, Executions):
             keys.append(self.keys.idx_workflow(declared.workflow or new.workflow_id))
             keys.append(self.keys.current_versions())
             keys.extend(self.keys.sig(eid, name) for name in declared.signals)
-            return keys, [*args, declared.workflow, len(declared.signals), *declared.signals]
+            return keys, [
+                *args,
+                declared.workflow,
+                len(declared.signals),
+                *declared.signals,
+                new.on_parent_cancel or "",
+            ]
 
         res = await self._redis.script_on_queue(
             "create", eid, f"workflow:{new.workflow_id}", self.keys.version, call

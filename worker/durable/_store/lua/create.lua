@@ -3,7 +3,8 @@
 -- signal lists.
 -- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member,
 --       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished'), 13 the old run's workflow id as
---       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[18..])
+--       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[18..]),
+--       then (ARGV[15 + n]) a child's on_parent_cancel policy or ''
 -- Returns {1} created, {0} the same request exists (nothing changed),
 -- {-1, reason, existing workflow id} a different request exists (nothing changed),
 -- {2, old workflow id, signal name, ...} replacing the old run needs these keys declared (nothing changed),
@@ -65,6 +66,11 @@ end
 if ARGV[6] ~= '' then
   table.insert(fields, 'parent')
   table.insert(fields, ARGV[6])
+end
+local on_parent_cancel = ARGV[15 + tonumber(ARGV[14])] or ''
+if on_parent_cancel ~= '' then
+  table.insert(fields, 'on_parent_cancel')
+  table.insert(fields, on_parent_cancel)
 end
 if start_at ~= '' then
   table.insert(fields, 'wake_ms')
