@@ -211,19 +211,39 @@ async def w3_timers(d: Durable, scale: float) -> dict[str, Any]:
     count = scaled(100, scale, 10)
     sleep_s = 1.0
 
-    async def one(i: int) -> tuple[str, float]:
+    async def one(i: int) -> tuple[str, float, float, float]:
         eid = await d.start("bench.sleep_then_step", sleep_s)
         t0 = time.time()
         await d.wait(eid, timeout=60)
-        return eid, time.time() - t0 - sleep_s
+        t1 = time.time()
+        return eid, t1 - t0 - sleep_s, t0, t1
 
     done = await asyncio.gather(*(one(i) for i in range(count)))
-    lateness = [late for _, late in done]
+    lateness = [late for _, late, _, _ in done]
     wake: list[float] = []
-    for eid, _ in done:
+    # Where the lateness goes, stage by stage (wall clock; the workers' clocks are this machine's):
+    # start() returned -> sleep's due time - 1 s (the first activation reached the sleep), due ->
+    # woken activation recorded the sleep, -> the step after it recorded, -> execution finished, ->
+    # the client had the result.
+    stages: dict[str, list[float]] = {k: [] for k in ("to_sleep", "wake", "step", "finish", "notify")}
+    for eid, _, t0, t1 in done:
+        until = woke = step_at = None
         for step in await d.list_step_results(eid):
             if step.kind == "sleep" and step.at is not None and "until" in step.meta:
-                wake.append(step.at.timestamp() - int(step.meta["until"]) / 1000)
+                until = int(step.meta["until"]) / 1000
+                woke = step.at.timestamp()
+                wake.append(woke - until)
+            elif step.at is not None:
+                step_at = step.at.timestamp()
+        rec = await d.get_execution(eid)
+        if until is None or woke is None or step_at is None or rec is None or rec.finished_at is None:
+            continue
+        finished = rec.finished_at.timestamp()
+        stages["to_sleep"].append(until - sleep_s - t0)
+        stages["wake"].append(woke - until)
+        stages["step"].append(step_at - woke)
+        stages["finish"].append(finished - step_at)
+        stages["notify"].append(t1 - finished)
     return {
         "workload": "W3",
         "lateness_p50_ms": ms(pct(lateness, 50)),
@@ -231,6 +251,7 @@ async def w3_timers(d: Durable, scale: float) -> dict[str, Any]:
         "lateness_max_ms": ms(max(lateness)),
         "timer_wake_p50_ms": ms(pct(wake, 50)),
         "timer_wake_p99_ms": ms(pct(wake, 99)),
+        "stages_p50_ms": {k: ms(pct(v, 50)) for k, v in stages.items()},
         "params": {"executions": count, "sleep_s": sleep_s},
     }
 

@@ -23,15 +23,37 @@ class RedisTimers(RedisPart, Timers):
         super().__init__(redis, keys)
         # The notifier's timer count when the poller last looked for the next due timer.
         self._timer_gen_seen = 0
+        # (timer count before the read, earliest due or None) from the last read of `fire_due_timers`
+        # that found nothing due: `next_timer_due` answers from it while no timer changed since,
+        # saving the poller a round trip per idle pass (each timer added wakes every poller).
+        self._next_due_hint: tuple[int, int | None] | None = None
 
     async def add_timer(self, execution_id: ExecutionId, timer_id: str, due_ms: int) -> None:
         member = timer_member(execution_id, timer_id)
         await self._redis.script("add_timer", [self.keys.timers()], [member, due_ms])
 
     async def fire_due_timers(self, now_ms: int, limit: int = 500) -> int:
+        notifier = self._redis.notifier
+        self._next_due_hint = None
+
         async def due(n: int) -> list[str]:
-            found = await self._redis.call("ZRANGEBYSCORE", self.keys.timers(), "-inf", now_ms, "LIMIT", 0, n)
-            return [text(member) for member in found]
+            # The first n + 1 timers whatever their time: the one past the due ones tells the next due
+            # time without another read when none is due.
+            gen = notifier.timer_gen if notifier is not None else None
+            found = await self._redis.call(
+                "ZRANGEBYSCORE", self.keys.timers(), "-inf", "+inf", "WITHSCORES", "LIMIT", 0, n + 1
+            )
+            members: list[str] = []
+            for i in range(0, len(found), 2):
+                score = int(float(found[i + 1]))
+                if score > now_ms or len(members) >= n:
+                    break
+                members.append(text(found[i]))
+            if gen is not None and not members:
+                self._next_due_hint = (gen, int(float(found[1])) if found else None)
+            else:
+                self._next_due_hint = None
+            return members
 
         async def fire(member: str) -> bool | None:
             eid = member.rpartition("|")[0] or member
@@ -45,6 +67,12 @@ class RedisTimers(RedisPart, Timers):
         return len(await take_due(due, fire, limit))
 
     async def next_timer_due(self) -> int | None:
+        hint, self._next_due_hint = self._next_due_hint, None
+        notifier = self._redis.notifier
+        if hint is not None and notifier is not None and notifier.timer_gen == hint[0]:
+            # No timer added or moved since the read that found none due: its first timer is the next.
+            self._timer_gen_seen = hint[0]
+            return hint[1]
         if self._redis.notifier is not None:
             self._timer_gen_seen = self._redis.notifier.timer_gen
         first = await self._redis.call("ZRANGE", self.keys.timers(), 0, 0, "WITHSCORES")
