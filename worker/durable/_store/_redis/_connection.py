@@ -57,6 +57,8 @@ _EXECUTION_SCRIPTS = (
     "compact",
     "ack",
     "migrate",
+    "conc_admit",
+    "conc_free",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")
