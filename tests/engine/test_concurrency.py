@@ -78,6 +78,21 @@ async def per_customer(ctx: WorkflowContext, order: dict[str, Any]) -> Any:
     return await _body(ctx, order)
 
 
+RELEASE: list[asyncio.Event] = []  # one per test: an event belongs to one loop
+
+
+async def _blocked() -> str:
+    await RELEASE[-1].wait()
+    return "released"
+
+
+@workflow("test.conc.busy", max_concurrency=1)
+async def busy(ctx: WorkflowContext, n: int) -> int:
+    await ctx.step("enter", _enter, ctx.execution_id)
+    await ctx.step("blocked", _blocked)
+    return n
+
+
 @workflow("test.conc.bad_key", max_concurrency=1, concurrency_key=lambda order: order["n"])
 async def bad_key(ctx: WorkflowContext, order: dict[str, Any]) -> Any:
     return order
@@ -168,6 +183,21 @@ async def test_a_final_holder_frees_its_slot(durable: Durable, how: str) -> None
     await inside(durable, waiter)
     await durable.signal(waiter, GO, Go())
     assert await durable.wait(waiter, timeout=10) == 2
+
+
+async def test_cancelling_a_running_holder_frees_its_slot_when_its_run_stops(durable: Durable) -> None:
+    RELEASE.append(asyncio.Event())
+    holder = await durable.start(busy, 1, execution_id="busy-1")
+    waiter = await durable.start(busy, 2, execution_id="busy-2")
+    await parked(durable, waiter, "test.conc.busy")
+    assert [holder] == ENTERED
+    # The holder runs a step: the cancel is flagged and applied when its worker lets go.
+    assert await durable.cancel(holder, "enough") == Status.RUNNING
+    RELEASE[-1].set()
+    await until(durable.store, holder, Status.CANCELLED)
+    assert await durable.wait(waiter, timeout=10) == 2
+    assert [holder, waiter] == ENTERED
+    await line(durable, "test.conc.busy", [], [])
 
 
 async def test_a_cancelled_waiter_leaves_the_line(durable: Durable) -> None:
