@@ -12,10 +12,12 @@ from durable import WorkflowContext, workflow
 
 _client: redis.Redis | None = None
 
-# Adds an execution to the inside set and raises the high-water mark; a step re-run after a crash adds
+# Adds an execution to the inside set (and to the list of entries, in order) and raises the high-water mark; a step re-run after a crash adds
 # the same member again, so it does not count twice.
 _ENTER = """
-redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+end
 local n = redis.call('SCARD', KEYS[1])
 if n > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], n)
@@ -32,7 +34,7 @@ def r() -> redis.Redis:
 
 
 def enter(execution_id: str) -> int:
-    return int(r().eval(_ENTER, 2, "conc:inside", "conc:max", execution_id))  # type: ignore[no-untyped-call]
+    return int(r().eval(_ENTER, 3, "conc:inside", "conc:max", "conc:entered", execution_id))  # type: ignore[no-untyped-call]
 
 
 def leave(execution_id: str) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from durable import Durable, Signal, Status, Store, WorkflowFailedError, workflow
+from durable import Durable, InputValidationError, Signal, Status, Store, WorkflowFailedError, workflow
+from durable._records import now_ms
+from durable._store._base import NewExecution
 from durable._workflow._context import WorkflowContext
 from durable._workflow._definitions import _WORKFLOWS
 from polling import until
@@ -234,8 +236,24 @@ async def test_a_retried_execution_takes_a_slot_again(durable: Durable) -> None:
     assert MAX_INSIDE[0] == 1
 
 
-async def test_a_concurrency_key_that_is_not_a_string_fails_the_execution(durable: Durable) -> None:
-    eid = await durable.start(bad_key, {"n": 7}, execution_id="bad")
+async def test_start_refuses_a_concurrency_key_that_is_not_a_string(durable: Durable) -> None:
+    with pytest.raises(InputValidationError) as refused:
+        await durable.start(bad_key, {"n": 7}, execution_id="bad")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        "input for workflow 'test.conc.bad_key': TypeError: concurrency_key of workflow "
+        "'test.conc.bad_key' must return a str, got int"
+    )
+    assert await durable.get_execution("bad") is None
+    assert await durable.store.concurrency_state("test.conc.bad_key") == ([], [])
+
+
+async def test_a_worker_fails_an_execution_whose_concurrency_key_is_not_a_string(durable: Durable) -> None:
+    # Started by a client without the definition (the CLI without the app): the worker finds out.
+    new = NewExecution(execution_id="bad", workflow_id="test.conc.bad_key", input=b'{"n":7}', now_ms=now_ms())
+    assert await durable.store.create_execution(new)
+    eid = "bad"
     with pytest.raises(WorkflowFailedError) as failed:
         await durable.wait(eid, timeout=10)
     assert "concurrency_key of workflow 'test.conc.bad_key' must return a str, got int" in str(failed.value)

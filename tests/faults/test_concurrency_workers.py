@@ -51,6 +51,14 @@ def high_water(redis_url: str) -> int:
         client.close()
 
 
+def entries(redis_url: str) -> list[str]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return list(client.lrange("conc:entered", 0, -1))
+    finally:
+        client.close()
+
+
 def wait_for_key(redis_url: str, key: str, timeout: float = 30) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
@@ -74,12 +82,29 @@ async def settled(client: Durable, group: str) -> None:
 async def test_three_worker_processes_never_run_more_than_the_limit(
     redis_url: str, workers: list[subprocess.Popen[bytes]]
 ) -> None:
-    client = Durable(store=RedisStore.from_url(redis_url), allow_unregistered=True)
-    eids = [await client.start("conc.two", 0.1, execution_id=f"c-{i}") for i in range(8)]
+    from apps.concurrency_app import two
+
+    # This client knows the workflow, so each start joins the line at once: slots go in start order.
+    client = Durable(store=RedisStore.from_url(redis_url))
+    eids = [await client.start(two, 0.1, execution_id=f"c-{i}") for i in range(8)]
     workers.extend(spawn_worker(redis_url) for _ in range(3))
+    overtaken: list[tuple[list[str], list[str]]] = []
+
+    async def watch() -> None:
+        # At every look, the holders are all older than the waiters: nobody was let past an older one.
+        while True:
+            holders, waiters = await client.store.concurrency_state("conc.two")
+            if holders and waiters and max(map(eids.index, holders)) > min(map(eids.index, waiters)):
+                overtaken.append((holders, waiters))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
     for eid in eids:
         assert await client.wait(eid, timeout=90) == eid
+    watcher.cancel()
+    assert overtaken == []
     assert 1 <= high_water(redis_url) <= 2
+    assert sorted(entries(redis_url)) == eids
     await settled(client, "conc.two")
     await client.close()
 

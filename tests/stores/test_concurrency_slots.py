@@ -121,3 +121,29 @@ async def test_a_stale_token_is_refused(store: Store) -> None:
     with pytest.raises(LeaseLost):
         await store.admit("e1", t1 + 1, GROUP, 1, now())
     assert await store.concurrency_state(GROUP) == ([], [])
+
+
+async def test_an_enrolled_execution_keeps_its_place_before_its_first_activation(store: Store) -> None:
+    # Started first, but its first activation comes after a younger one's: it is admitted first anyway.
+    old = NewExecution(execution_id="old", workflow_id="wf", input=b"1", now_ms=1000)
+    assert await store.create_execution(old)
+    assert await store.enroll("old", GROUP, now())
+    assert await store.enroll("old", GROUP, now())  # in line already
+    young = await leased(store, "young", 2000)
+    assert await store.admit("young", young, GROUP, 1, now()) == "parked"
+    token = (await store.acquire("old", "w1", TTL, now())).token
+    assert not await store.enroll("old", GROUP, now())  # activated: its admission decides
+    assert await store.admit("old", token, GROUP, 1, now()) == "admitted"
+    assert await store.concurrency_state(GROUP) == (["old"], ["young"])
+
+
+async def test_cancelling_an_enrolled_execution_takes_it_out_of_the_line(store: Store) -> None:
+    new = NewExecution(execution_id="e1", workflow_id="wf", input=b"1", now_ms=1000)
+    assert await store.create_execution(new)
+    assert await store.enroll("e1", GROUP, now())
+    assert await store.concurrency_state(GROUP) == ([], ["e1"])
+    assert await store.cancel("e1", "no", None, now()) == Status.CANCELLED
+    assert await store.concurrency_state(GROUP) == ([], [])
+    assert not await store.enroll("e1", GROUP, now())  # final
+    assert not await store.enroll("nope", GROUP, now())
+    assert await store.concurrency_state(GROUP) == ([], [])

@@ -54,6 +54,15 @@ class Concurrency(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def enroll(self, execution_id: ExecutionId, group: str, now_ms: int) -> bool:
+        """Put a just-created execution that has never run in `group`'s waiting line, by its creation time,
+        so that executions started earlier are admitted earlier even when a later one's first activation
+        reaches the store first. Records the group on the execution. False (nothing written) if the
+        execution is gone, final, has been activated, or holds a slot; True otherwise (already in line
+        included). The client calls it right after `create_execution` when it knows the workflow's
+        definition; without it the execution joins the line at its first activation."""
+
+    @abc.abstractmethod
     async def free_slot(self, execution_id: ExecutionId, now_ms: int, *, group: str | None = None) -> int:
         """Give back the slot (or the place in line) of an execution that is final or gone, and enqueue
         the oldest waiters that now fit (reason `concurrency`); how many. Does nothing (0) for an

@@ -83,6 +83,17 @@ class MemoryConcurrency(MemoryPart, Concurrency):
         slots[execution_id] = now_ms
         return True
 
+    async def enroll(self, execution_id: ExecutionId, group: str, now_ms: int) -> bool:
+        st = self._state
+        ex = st.execs.get(execution_id)
+        if ex is None or ex.status in FINAL_STATUSES or ex.activations > 0:
+            return False
+        if execution_id in st.conc_slots[group]:
+            return False
+        ex.conc_group = group
+        st.conc_waiting[group].setdefault(execution_id, ex.created_ms)
+        return True
+
     async def free_slot(self, execution_id: ExecutionId, now_ms: int, *, group: str | None = None) -> int:
         st = self._state
         ex = st.execs.get(execution_id)

@@ -76,6 +76,10 @@ class RedisConcurrency(RedisPart, Concurrency):
         assert answer in ("admitted", "parked", "cancelled"), answer
         return answer  # type: ignore[return-value]
 
+    async def enroll(self, execution_id: ExecutionId, group: str, now_ms: int) -> bool:
+        keys = self.keys.concurrency_keys(execution_id, group)
+        return bool(await self._redis.script("conc_enroll", keys, [execution_id, now_ms, group]))
+
     async def free_slot(self, execution_id: ExecutionId, now_ms: int, *, group: str | None = None) -> int:
         return await give_back(self._redis, self.keys, execution_id, now_ms, group)
 
