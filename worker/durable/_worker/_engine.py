@@ -239,6 +239,7 @@ class Engine:
                 ack=activation.ack,
             )
             METRICS.finished(definition.workflow_id, "failed")
+            await self._free_slot(execution_id)  # its place in line, if a client enrolled it
             return "failed"
         admission = await store.admit(
             execution_id, token, group, definition.max_concurrency, now_ms(), ack=activation.ack
