@@ -1,10 +1,13 @@
 """The store's part that enforces `@workflow(max_concurrency=...)` across all workers.
 
 A concurrency group (`<workflow id>`, or `<workflow id>:<key>` with a `concurrency_key`) has a set of
-slot holders and a line of waiters ordered by the executions' creation time. An execution holds a slot
-from its first admitted activation until it is final; the worker asks for it (`admit`) right after it
-acquires the lease, and gives it back (`free_slot`) after the final write. Waiters are parked: pending,
-no lease, `waiting_for` `concurrency:<group>`, with a recheck timer as the safety net.
+slot holders and a line of waiters ordered by the executions' creation time. A client that knows the
+workflow puts a new execution in line at once (`enroll`); otherwise it joins at its first activation.
+An execution holds a slot from its first admitted activation until it is final; the worker asks for it
+(`admit`) right after it acquires the lease, and gives it back (`free_slot`) after the final write (a
+second write: a worker that dies in between leaves a final holder, which the next admission that finds
+the group full frees). Waiters are parked: pending, no lease, `waiting_for` `concurrency:<group>`, with a
+recheck timer (`RECHECK_MS`) as the safety net that makes such an admission happen.
 """
 
 from __future__ import annotations
