@@ -73,3 +73,9 @@ async def tick(ctx: WorkflowContext, payload: Any) -> Any:
 @workflow("cli.count")
 async def count(ctx: WorkflowContext, n: int) -> int:
     return await ctx.step("double", lambda: n * 2)
+
+
+@workflow("cli.limited", max_concurrency=1)
+async def limited(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
+    decision = await ctx.wait_for_signal(APPROVED, step_id="approval")
+    return {"order": order.get("id"), "approved": decision.approved}

@@ -36,8 +36,15 @@ def record_version(record: ExecutionRecord) -> str:
     """The ordering key of one of an execution's records, as `observedVersion` holds it."""
     phase = PHASES.get(str(record.status), Phase.PENDING)
     stage = 3 if phase.is_final else _STAGES.get(phase, 0)
+    if phase == Phase.PENDING and _waits_for_slot(record):
+        stage = 2  # parked by its activation (a concurrency limit): after that activation's running
     updated = round(record.updated_at.timestamp() * 1000)
     return f"{record.run}.{record.attempt}.{record.activations}.{stage}.{updated}"
+
+
+def _waits_for_slot(record: ExecutionRecord) -> bool:
+    """Parked in the waiting line of a `max_concurrency` workflow (see the engine's concurrency limits)."""
+    return (record.waiting_for or "").startswith("concurrency:")
 
 
 def parse_version(text: Any) -> tuple[int, ...] | None:
@@ -137,6 +144,9 @@ def execution_status(
             "WaitingForSignal",
             f"waiting for signal {record.waiting_for or '?'}",
         )
+    elif phase == Phase.PENDING and _waits_for_slot(record):
+        group = (record.waiting_for or "").partition(":")[2]
+        status["reason"], status["message"] = "WaitingForConcurrencySlot", f"waiting for a slot of {group}"
     elif phase == Phase.SLEEPING:
         status["reason"] = "Sleeping"
         status["message"] = f"sleeping until {iso(record.wake_at)}" if record.wake_at else "sleeping"

@@ -386,6 +386,22 @@ def _consumed_bad_record(redis_url: str, eid: str, *, fail: bool) -> None:
     _on_store(redis_url, go)
 
 
+def test_get_shows_an_execution_waiting_for_a_concurrency_slot(cli: Cli, worker: WorkerProcess) -> None:
+    first = cli.ok("start", "cli.limited", "--input", '{"id": 1}').strip()
+    cli.wait_status(first, "waiting")
+    second = cli.ok("start", "cli.limited", "--input", '{"id": 2}').strip()
+    deadline = time.monotonic() + 15
+    while cli.json("get", second)["execution"]["waiting_for"] != "concurrency:cli.limited":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    text = cli.ok("get", second)
+    assert "pending" in text and "a concurrency slot of cli.limited" in text
+    assert "delivered" in cli.ok("signal", first, "cli.approved", "--payload", '{"approved": true}')
+    cli.wait_status(second, "waiting")
+    assert "delivered" in cli.ok("signal", second, "cli.approved", "--payload", '{"approved": false}')
+    assert cli.wait_status(second, "completed")["execution"]["result"] == {"order": 2, "approved": False}
+
+
 def test_signal_without_the_app_is_validated_against_the_stored_schema(
     cli: Cli, worker: WorkerProcess, redis_url: str
 ) -> None:

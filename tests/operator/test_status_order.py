@@ -98,3 +98,16 @@ def test_unknown_versions_never_block() -> None:
         assert parse_version(other) is None
         assert not is_older(version, other)
         assert not is_older(other, version)
+
+
+def test_an_execution_parked_for_a_concurrency_slot_is_newer_than_its_activation() -> None:
+    running = _record(Status.RUNNING, 10, activations=1)
+    parked = dataclasses.replace(
+        _record(Status.PENDING, 10, activations=1), waiting_for="concurrency:wf:customer-7"
+    )
+    again = _record(Status.RUNNING, 20, activations=2)
+    assert is_older(record_version(running), record_version(parked))
+    assert is_older(record_version(parked), record_version(again))
+    status = execution_status(parked, None, 1, 100)
+    assert (status["phase"], status["reason"]) == ("Pending", "WaitingForConcurrencySlot")
+    assert status["message"] == "waiting for a slot of wf:customer-7"

@@ -21,7 +21,7 @@ LUA = Path(durable._store.__file__).parent / "lua"
 # Which arguments of a command are keys: the first, all of them, or none (channels are not keys).
 _FIRST_ARG_IS_KEY = """
     GET SET PTTL PEXPIRE  HGET HSET HMGET HDEL HGETALL HINCRBY  LLEN LPOP RPUSH  SADD SREM SMEMBERS SISMEMBER
-    ZADD ZREM ZSCORE ZRANGEBYSCORE  XADD XDEL XACK
+    ZADD ZREM ZSCORE ZRANGEBYSCORE ZCARD ZRANGE  XADD XDEL XACK
 """
 KEY_ARGS = {
     **dict.fromkeys(_FIRST_ARG_IS_KEY.split(), "first"),

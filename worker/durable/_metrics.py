@@ -27,9 +27,17 @@ class Metrics:
         self.queue_depth = Gauge("durable_queue_depth", "Ready-queue entries waiting or unacknowledged")
         self.due_timers = Gauge("durable_due_timers", "Timers that are due and not yet fired")
         self.schedule_lag = Gauge("durable_schedule_lag_seconds", "How late the last schedule slot fired")
+        self.concurrency_parked_total = Counter(
+            "durable_concurrency_parked_total",
+            "Activations parked in a workflow's waiting line because its max_concurrency slots were taken",
+            ["workflow"],
+        )
 
     def finished(self, workflow: str, status: str) -> None:
         self.finished_total.labels(workflow=workflow, status=status).inc()
+
+    def concurrency_parked(self, workflow: str) -> None:
+        self.concurrency_parked_total.labels(workflow=workflow).inc()
 
 
 METRICS = Metrics()

@@ -105,6 +105,16 @@ def executions_table(records: Sequence[ExecutionRecord], next_cursor: str | None
         out.print(f"more: --cursor {next_cursor}")
 
 
+def _waiting_text(waiting_for: str | None) -> str:
+    """What an execution waits for, in words: a signal's name, or a slot of a `max_concurrency` group."""
+    if not waiting_for:
+        return "-"
+    kind, _, group = waiting_for.partition(":")
+    if kind == "concurrency" and group:
+        return f"a concurrency slot of {group} (max_concurrency reached; waits in line)"
+    return waiting_for
+
+
 def execution_detail(
     record: ExecutionRecord, steps: Sequence[StepRecord], audit: Sequence[AuditEntry]
 ) -> None:
@@ -115,7 +125,7 @@ def execution_detail(
         ("worker version", version_text(record.version)),
         ("status", status_text(record.status)),
         ("current step", record.current_step or "-"),
-        ("waiting for", record.waiting_for or "-"),
+        ("waiting for", _waiting_text(record.waiting_for)),
         ("wakes at", when(record.wake_at)),
         ("run", record.run),
         ("attempt", record.attempt),

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .. import _codec
-from .._errors import ExecutionCancelledError, ExecutionNotFound, WorkflowFailedError, WorkflowNotFound
+from .._errors import (
+    ExecutionCancelledError,
+    ExecutionNotFound,
+    InputValidationError,
+    StoreUnavailable,
+    WorkflowFailedError,
+    WorkflowNotFound,
+)
 from .._metrics import METRICS
 from .._records import ExecutionId, ExecutionRecord, Status, dt_to_ms
 from .._store._base import ExecutionQuery, IdReuse, NewExecution, Store
 from .._workflow._context import now_ms
 from .._workflow._definitions import WorkflowDef, as_definition, lookup_workflow, registered_workflows
 from .._workflow._shapes import FlowShape, describe_workflow
+
+log = logging.getLogger("durable.client")
+
+
+def concurrency_group(definition: WorkflowDef, encoded: bytes) -> str | None:
+    """The concurrency group an execution of `definition` with this input competes in (None: no limit).
+
+    Raises `InputValidationError` (one line) if the workflow's `concurrency_key` fails or returns no str.
+    """
+    if definition.max_concurrency is None:
+        return None
+    try:
+        return definition.concurrency_group(definition.parse_input(_codec.loads(encoded)))
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise InputValidationError(
+            f"input for workflow {definition.workflow_id!r}: {reason}",
+            workflow_id=definition.workflow_id,
+            errors=reason,
+        ) from None
 
 
 def encode_input(definition: WorkflowDef, value: Any) -> bytes:
@@ -94,6 +122,7 @@ class ExecutionClient:
         eid = ExecutionId(execution_id or uuid.uuid4().hex)
         if not eid or len(eid) > 256 or any(c in eid for c in "{}|\n"):
             raise ValueError(f"execution id {eid!r} must be 1-256 characters without braces, '|' or newlines")
+        group = concurrency_group(definition, encoded)
         created = await self.store.create_execution(
             NewExecution(
                 execution_id=eid,
@@ -109,6 +138,13 @@ class ExecutionClient:
         )
         if created:
             METRICS.started.labels(workflow=definition.workflow_id).inc()
+            if group is not None and start_at is None:
+                # Join the waiting line at once, so slots go in start order (not best effort: without
+                # this the first activation joins it).
+                try:
+                    await self.store.enroll(eid, group, now_ms())
+                except StoreUnavailable as exc:
+                    log.warning("execution %s: not put in its concurrency line at start (%s)", eid, exc)
         return eid
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> Any:

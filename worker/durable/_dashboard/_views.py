@@ -193,7 +193,7 @@ async def execution_view(durable: Durable, execution_id: str) -> dict[str, Any]:
 
 def _known_signals(flow: dict[str, Any] | None, record: ExecutionRecord) -> set[str]:
     names = {n["signal"] for n in (flow or {}).get("nodes", []) if n.get("kind") == "waitForSignal"}
-    if record.waiting_for:
+    if record.waiting_for and record.status == Status.WAITING:  # not a concurrency slot's wait
         names.add(record.waiting_for)
     return names
 

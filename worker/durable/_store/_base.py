@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ._concurrency import Concurrency
 from ._cross_execution import ReadyQueue, Retention, StatusFeed, Timers
 from ._data import (
     CHECKED_BY_MODEL,
@@ -41,6 +42,7 @@ __all__ = [
     "Acquired",
     "AuditDraft",
     "Checkpoint",
+    "Concurrency",
     "Controls",
     "ExecutionQuery",
     "Executions",
@@ -63,7 +65,7 @@ __all__ = [
 ]
 
 
-class WorkerStore(Executions, Runs, Signals, Controls, ReadyQueue, Timers, Retention, Versions):
+class WorkerStore(Executions, Runs, Signals, Controls, ReadyQueue, Timers, Retention, Versions, Concurrency):
     """What a worker uses: every part but the status feed (its schedule poller starts and cancels
     executions, so it needs the client's parts too)."""
 

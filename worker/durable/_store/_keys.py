@@ -178,6 +178,29 @@ class Keys:
         """Pub/sub channel: the id of every execution that just became final."""
         return self._done
 
+    # ------------------------------------------------------------ concurrency limits
+    def concurrency_slots(self, group: str) -> str:
+        """Sorted set: the executions holding a slot of concurrency group `group` (`<workflow id>` or
+        `<workflow id>:<key>`), scored by when they were admitted in ms."""
+        return f"{self.prefix}:{{{self.queue_partition}}}:conc:slots:{group}"
+
+    def concurrency_waiting(self, group: str) -> str:
+        """Sorted set: the executions waiting for a slot of `group`, scored by creation time in ms."""
+        return f"{self.prefix}:{{{self.queue_partition}}}:conc:waiting:{group}"
+
+    def concurrency_limits(self) -> str:
+        """Hash: concurrency group → its limit, as the workers that serve it last said."""
+        return f"{self.prefix}:{{{self.queue_partition}}}:conc:limits"
+
+    def concurrency_keys(self, execution_id: str, group: str, version: str | None = None) -> list[str]:
+        """KEYS of the concurrency scripts: the execution's layout, then slots, waiting, limits."""
+        return [
+            *self.execution_keys(execution_id, version),
+            self.concurrency_slots(group),
+            self.concurrency_waiting(group),
+            self.concurrency_limits(),
+        ]
+
     # ------------------------------------------------------------ schedules (used by the schedules mixin)
     def schedule(self, schedule_id: str) -> str:
         """Hash: one schedule's definition and state."""

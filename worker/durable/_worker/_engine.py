@@ -54,10 +54,11 @@ Outcome = Literal[
     "lease_lost",
     "unserved",
     "continued",  # ctx.continue_as_new: the next run is queued under the same id
+    "parked",  # waits for a concurrency slot (`@workflow(max_concurrency=...)`); the admission acked its entry
 ]
 
 # Outcomes whose final write or suspension acknowledged the queue entry passed to `Engine.run`.
-ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended", "continued"})
+ACKED: frozenset[Outcome] = frozenset({"completed", "failed", "suspended", "continued", "parked"})
 
 # Retry an execution whose workflow this worker does not serve after this long (another pool may).
 _UNSERVED_RETRY_MS = 5_000
@@ -115,10 +116,12 @@ class Engine:
             jitter = random.randint(5, 50)
             await store.add_timer(execution_id, "lease", now_ms() + acquired.retry_after_ms + jitter)
             return "busy"
-        if acquired.outcome == "finished":
-            # Perhaps a cancel this acquire applied, or a repeated entry: settle links again (idempotent).
-            await settle_quietly(store, execution_id)
         if acquired.outcome != "ok":
+            if acquired.outcome == "finished":
+                # Perhaps a cancel this acquire applied, or a repeated entry: give back a concurrency
+                # slot it held and settle its parent/child links (both idempotent).
+                await self._free_slot(execution_id)
+                await settle_quietly(store, execution_id)
             return acquired.outcome
         record = acquired.record
         assert record is not None
@@ -129,6 +132,7 @@ class Engine:
                 execution_id, f"parent {record.parent} ended", f"parent:{record.parent}", now_ms()
             )
             await store.release(execution_id, self.worker_id, token)
+            await self._free_slot(execution_id)
             await settle_quietly(store, execution_id)
             METRICS.finished(record.workflow_id, "cancelled")
             return "cancelled"
@@ -186,6 +190,10 @@ class Engine:
         token = activation.token
         workflow_id = definition.workflow_id
         try:
+            if definition.max_concurrency is not None:
+                refused = await self._admit(definition, activation, stored_input)
+                if refused is not None:
+                    return refused
             try:
                 value = definition.parse_input(stored_input)
                 result = await definition.fn(ctx, value)
@@ -214,6 +222,7 @@ class Engine:
                 # gone. Either way the run stops here, before any compensation could run.
                 applied = await store.release(execution_id, self.worker_id, token)
                 METRICS.finished(workflow_id, "failed" if applied == Status.FAILED else "cancelled")
+                await self._free_slot(execution_id, definition)
                 return "cancelled"
             except ActivationAbandoned as abandoned:
                 raise _abandoned(execution_id, abandoned) from None
@@ -233,6 +242,7 @@ class Engine:
                     ack=activation.ack,
                 )
                 METRICS.finished(workflow_id, "failed")
+                await self._free_slot(execution_id, definition)
                 return "failed"
             if activation.abandoned is not None:  # the workflow caught the abandonment and returned
                 raise _abandoned(execution_id, activation.abandoned) from None
@@ -246,6 +256,7 @@ class Engine:
                 ack=activation.ack,
             )
             METRICS.finished(workflow_id, "completed")
+            await self._free_slot(execution_id, definition)
             return "completed"
         except LeaseLost:
             log.warning("execution %s: lease lost to a newer worker; abandoning this run", execution_id)
@@ -254,6 +265,55 @@ class Engine:
             # Worker shutdown: hand the execution back at once instead of after the lease expires.
             await asyncio.shield(self._hand_back(execution_id, token))
             raise
+
+    async def _admit(
+        self, definition: WorkflowDef, activation: Activation, stored_input: object
+    ) -> Outcome | None:
+        """Take a concurrency slot before the workflow runs; the outcome if this run stops here instead
+        (parked in the waiting line, cancelled, or failed by a concurrency key that is not a string)."""
+        store = self.store
+        execution_id = activation.execution_id
+        token = activation.token
+        assert definition.max_concurrency is not None
+        try:
+            group = definition.concurrency_group(definition.parse_input(stored_input))
+        except Exception as exc:
+            # The key comes from the execution's input: the execution fails, like a bad input would.
+            log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
+            await store.finish(
+                execution_id,
+                token,
+                activation.take_checkpoint(),
+                now_ms(),
+                status=Status.FAILED,
+                error=_codec.dumps(describe_exception(exc), what="error"),
+                ack=activation.ack,
+            )
+            METRICS.finished(definition.workflow_id, "failed")
+            await self._free_slot(execution_id)  # its place in line, if a client enrolled it
+            return "failed"
+        admission = await store.admit(
+            execution_id, token, group, definition.max_concurrency, now_ms(), ack=activation.ack
+        )
+        if admission == "admitted":
+            return None
+        if admission == "parked":
+            METRICS.concurrency_parked(definition.workflow_id)
+            return "parked"
+        applied = await store.release(execution_id, self.worker_id, token)
+        METRICS.finished(definition.workflow_id, "failed" if applied == Status.FAILED else "cancelled")
+        await self._free_slot(execution_id, definition)
+        return "cancelled"
+
+    async def _free_slot(self, execution_id: ExecutionId, definition: WorkflowDef | None = None) -> None:
+        """Give back the concurrency slot of an execution that just became final. A failure here is
+        logged only: the waiters' recheck timers find a final holder's slot (see `Concurrency.admit`)."""
+        if definition is not None and definition.max_concurrency is None:
+            return
+        try:
+            await self.store.free_slot(execution_id, now_ms())
+        except Exception as exc:
+            log.warning("execution %s: could not give back its concurrency slot (%s)", execution_id, exc)
 
     async def _hand_back(self, execution_id: ExecutionId, token: int) -> None:
         try:

@@ -43,6 +43,21 @@ class WorkflowDef:
     input_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
     # The history-size guard of this workflow's executions (None: `DEFAULT_HISTORY_LIMIT`).
     history_limit: HistoryLimit | None = None
+    # At most this many executions hold a slot at once (per concurrency key); None: no limit.
+    max_concurrency: int | None = None
+    concurrency_key: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+
+    def concurrency_group(self, value: Any) -> str:
+        """The store's name of the slot set `value` (the parsed input) competes for: `<workflow id>` or
+        `<workflow id>:<key>`. Raises `TypeError` (one line) if the key function returns no string."""
+        if self.concurrency_key is None:
+            return self.workflow_id
+        key = self.concurrency_key(value)
+        if not isinstance(key, str):
+            raise TypeError(
+                f"concurrency_key of workflow {self.workflow_id!r} must return a str, got {type(key).__name__}"
+            )
+        return f"{self.workflow_id}:{key}"
 
     def validate_input(self, value: Any) -> Any:
         """The input in the form it is stored: validated against the declared input type, if any.
@@ -99,6 +114,8 @@ def workflow(
     category: str | None = None,
     description: str | None = None,
     history_limit: HistoryLimit | None = None,
+    max_concurrency: int | None = None,
+    concurrency_key: Callable[[Any], str] | None = None,
 ) -> Callable[[WorkflowFn], WorkflowFn]:
     """Register an async function `(ctx, input) -> result` under `workflow_id`.
 
@@ -106,11 +123,24 @@ def workflow(
 
     The function itself is returned unchanged (so it stays callable in unit tests); its
     definition hangs off `fn.__durable_workflow__`.
+
+    `max_concurrency`: at most this many executions of the workflow run at once across all workers
+    (per value of `concurrency_key(input)` if given); the others wait in the order they started.
     """
     if not isinstance(workflow_id, str) or not workflow_id.strip():
         raise ValueError("workflow id must be a non-empty string")
     if history_limit is not None and not isinstance(history_limit, HistoryLimit):
         raise TypeError(f"history_limit must be a durable.HistoryLimit, not {type(history_limit).__name__}")
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+    ):
+        raise ValueError(
+            f"max_concurrency of workflow {workflow_id!r} must be a positive int, got {max_concurrency!r}"
+        )
+    if concurrency_key is not None and max_concurrency is None:
+        raise ValueError(f"concurrency_key of workflow {workflow_id!r} needs max_concurrency")
+    if concurrency_key is not None and not callable(concurrency_key):
+        raise TypeError(f"concurrency_key of workflow {workflow_id!r} must be callable")
 
     def decorate(fn: WorkflowFn) -> WorkflowFn:
         if not inspect.iscoroutinefunction(fn):
@@ -131,6 +161,8 @@ def workflow(
             input_type=hint if adapter is not None else None,
             input_adapter=adapter,
             history_limit=history_limit,
+            max_concurrency=max_concurrency,
+            concurrency_key=concurrency_key,
         )
         _WORKFLOWS[workflow_id] = definition
         fn.__durable_workflow__ = definition  # type: ignore[attr-defined]

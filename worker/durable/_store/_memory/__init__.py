@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._base import Store
+from ._concurrency import MemoryConcurrency
 from ._controls import MemoryControls
 from ._executions import MemoryExecutions
 from ._queue import MemoryQueue
@@ -42,6 +43,7 @@ class MemoryStore(
     MemoryRetention,
     MemorySchedules,
     MemoryVersions,
+    MemoryConcurrency,
     Store,
 ):
     """All state in one process. Not shared between processes; lost on exit."""

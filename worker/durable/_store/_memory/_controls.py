@@ -7,6 +7,7 @@ from ..._history import consumed_signal_name, is_failed
 from ..._records import FINAL_STATUSES, ExecutionId, Status
 from .._base import Controls
 from .._data import AuditDraft, forced_failure_error
+from ._concurrency import give_back
 from ._state import Exec, MemoryPart, MemoryState
 
 
@@ -51,6 +52,8 @@ class MemoryControls(MemoryPart, Controls):
             st.audit(ex, [AuditDraft(kind=kind, message=message + reason, actor=actor)], now_ms)
             return Status.RUNNING
         st.stop_now(ex, status, reason, actor, now_ms)
+        if ex.conc_group:
+            give_back(st, execution_id, ex.conc_group)
         return status
 
     async def retry_execution(

@@ -90,6 +90,8 @@ class Exec:
     run: int = 1
     version: str = ""
     on_parent_cancel: str | None = None
+    # The concurrency group this execution asked a slot of ("": none; see `_concurrency.py`).
+    conc_group: str = ""
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -157,6 +159,10 @@ class MemoryState:
     audit_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signal_schemas: dict[str, bytes] = field(default_factory=dict)
     schedules: Schedules = field(default_factory=Schedules)
+    # Concurrency groups: holders (id -> ms admitted), waiters (id -> ms created), limits.
+    conc_slots: defaultdict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    conc_waiting: defaultdict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    conc_limits: dict[str, int] = field(default_factory=dict)
 
     def get(self, execution_id: str) -> Exec:
         ex = self.execs.get(execution_id)

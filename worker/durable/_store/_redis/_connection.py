@@ -58,6 +58,9 @@ _EXECUTION_SCRIPTS = (
     "ack",
     "migrate",
     "continue_as_new",
+    "conc_admit",
+    "conc_free",
+    "conc_enroll",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")

@@ -9,6 +9,7 @@ from ..._errors import ExecutionNotFailed
 from ..._records import ExecutionId, Status
 from .._base import Controls
 from .._data import cancelled_error, forced_failure_error
+from ._concurrency import give_back
 from ._connection import Declared, RedisPart
 from ._decode import finished, no_consumed_signal, not_found, text
 
@@ -50,7 +51,11 @@ class RedisControls(RedisPart, Controls):
             raise not_found(execution_id)
         if res == -3:
             raise finished(execution_id)
-        return Status(text(res))
+        stopped = Status(text(res))
+        if stopped != Status.RUNNING:
+            # Not atomic with the stop: a parked waiter's recheck timer covers a crash in between.
+            await give_back(self._redis, self.keys, execution_id, now_ms)
+        return stopped
 
     async def retry_execution(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._base import Store
 from .._keys import Keys
+from ._concurrency import RedisConcurrency
 from ._connection import RedisConnection
 from ._controls import RedisControls
 from ._executions import RedisExecutions
@@ -34,6 +35,7 @@ class RedisStore(
     RedisRetention,
     RedisSchedules,
     RedisVersions,
+    RedisConcurrency,
     Store,
 ):
     """Executions in Redis. Open one with `RedisStore.from_url(url)` (or `Store.from_url`); `settings`
