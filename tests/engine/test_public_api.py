@@ -20,6 +20,8 @@ EXPECTED = {
     "WorkflowContext", "WorkflowDef", "WorkflowFailedError", "WorkflowNotFound", "check_replay",
     "load_histories", "now", "random",
     "registered_workflows", "uuid4", "workflow",
+    # Time-outs and heartbeats.
+    "ExecutionTimeout", "StepAbandoned", "StepTimeout", "heartbeat", "heartbeat_details",
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from ._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
+    ExecutionTimeout,
     InputValidationError,
     InvalidSchedule,
     InvalidStepId,
@@ -25,7 +26,9 @@ from ._errors import (
     ScheduleNotFound,
     SerializationError,
     SignalPayloadError,
+    StepAbandoned,
     StepFailedError,
+    StepTimeout,
     StoreUnavailable,
     Suspend,
     WaitTimeoutError,
@@ -49,6 +52,7 @@ from ._workflow._definitions import (
     workflow,
 )
 from ._workflow._shapes import FlowShape
+from ._workflow._timeouts import heartbeat, heartbeat_details
 
 __all__ = [
     "ActivationAbandoned",
@@ -66,6 +70,8 @@ __all__ = [
     "ExecutionNotFailed",
     "ExecutionNotFound",
     "ExecutionRecord",
+    # Time-outs and heartbeats.
+    "ExecutionTimeout",
     "FlowShape",
     "InputValidationError",
     "InvalidSchedule",
@@ -88,9 +94,11 @@ __all__ = [
     "Status",
     "StatusEvent",
     "StatusFeed",
+    "StepAbandoned",
     "StepFailedError",
     "StepId",
     "StepRecord",
+    "StepTimeout",
     "Store",
     "StoreUnavailable",
     "Suspend",
@@ -103,6 +111,8 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowNotFound",
     "check_replay",
+    "heartbeat",
+    "heartbeat_details",
     "load_histories",
     "now",
     "random",

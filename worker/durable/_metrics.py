@@ -27,9 +27,17 @@ class Metrics:
         self.queue_depth = Gauge("durable_queue_depth", "Ready-queue entries waiting or unacknowledged")
         self.due_timers = Gauge("durable_due_timers", "Timers that are due and not yet fired")
         self.schedule_lag = Gauge("durable_schedule_lag_seconds", "How late the last schedule slot fired")
+        self.timeouts = Counter(
+            "durable_timeouts_total",
+            "Time-outs: step attempts (kind step or heartbeat) and execution deadlines (kind execution)",
+            ["workflow", "kind"],
+        )
 
     def finished(self, workflow: str, status: str) -> None:
         self.finished_total.labels(workflow=workflow, status=status).inc()
+
+    def timed_out(self, workflow: str, kind: str) -> None:
+        self.timeouts.labels(workflow=workflow, kind=kind).inc()
 
 
 METRICS = Metrics()

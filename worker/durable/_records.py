@@ -74,6 +74,8 @@ class ExecutionRecord:
     run: int = 1
     # The worker version that started the execution and the only one that resumes it (None: unversioned).
     version: str | None = None
+    # When the execution times out (`Durable.start(..., timeout=)`; None: never).
+    deadline: datetime | None = None
 
     @property
     def is_final(self) -> bool:

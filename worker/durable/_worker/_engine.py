@@ -24,7 +24,7 @@ from typing import Literal
 from .. import _codec
 from .._errors import ActivationAbandoned, Cancelled, LeaseLost, StoreUnavailable, Suspend, describe_exception
 from .._metrics import METRICS
-from .._records import ExecutionId, Status, now_ms
+from .._records import ExecutionId, Status, dt_to_ms, now_ms
 from .._store._base import WorkerStore
 from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
@@ -132,6 +132,7 @@ class Engine:
             workflow_id=record.workflow_id,
             history=acquired.steps,
             attempt=record.attempt,
+            deadline_ms=None if record.deadline is None else dt_to_ms(record.deadline),
         )
         reset = current_context.set(ctx)
         try:

@@ -89,6 +89,7 @@ class Exec:
     input_hash: str = ""
     run: int = 1
     version: str = ""
+    deadline_ms: int | None = None
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -117,6 +118,7 @@ class Exec:
             input_hash=self.input_hash or None,
             run=self.run,
             version=self.version or None,
+            deadline=ms_to_dt(self.deadline_ms),
         )
 
 

@@ -57,6 +57,8 @@ _EXECUTION_SCRIPTS = (
     "compact",
     "ack",
     "migrate",
+    "put_running_step",
+    "fire_step_timer",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")

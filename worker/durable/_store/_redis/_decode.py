@@ -120,6 +120,7 @@ def record_from(execution_id: str, f: dict[bytes, bytes]) -> ExecutionRecord:
         input_hash=opt(g(b"input_hash")),
         run=int(g(b"run") or 1),
         version=opt(g(b"version")),
+        deadline=ms_to_dt(opt_ms(g(b"deadline_ms"))),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from ..._errors import WaitTimeoutError
 from ..._records import AuditEntry, ExecutionId, ExecutionRecord, Status
 from .._base import AuditDraft, ExecutionQuery, Executions, NewExecution, conflict_error
+from .._data import DEADLINE_TIMER
 from ._connection import Declared, RedisPart
 from ._decode import (
     audit_entry,
@@ -62,7 +63,14 @@ class RedisExecutions(RedisPart, Executions):
             keys.append(self.keys.idx_workflow(declared.workflow or new.workflow_id))
             keys.append(self.keys.current_versions())
             keys.extend(self.keys.sig(eid, name) for name in declared.signals)
-            return keys, [*args, declared.workflow, len(declared.signals), *declared.signals]
+            return keys, [
+                *args,
+                declared.workflow,
+                len(declared.signals),
+                *declared.signals,
+                "" if new.deadline_ms is None else new.deadline_ms,
+                timer_member(eid, DEADLINE_TIMER),
+            ]
 
         res = await self._redis.script_on_queue(
             "create", eid, f"workflow:{new.workflow_id}", self.keys.version, call
