@@ -211,6 +211,8 @@ def test_start_errors(cli: Cli, tmp_path: Path) -> None:
         ),
         case("start", "cli.greet", "--id", "bad{id}", "--input", valid, needle="execution id"),
         case("start", needle="Missing argument", code=2),
+        case("start", "cli.greet", "--input", valid, "--timeout", "-1", needle="--timeout must be", code=2),
+        case("start", "cli.greet", "--input", valid, "--timeout", "nan", needle="--timeout must be", code=2),
         # Without the app module, workflow ids cannot resolve: the error says how to fix it.
         case("start", "cli.greet", needle="pass --app MODULE", env=no_app),
         case(

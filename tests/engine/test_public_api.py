@@ -22,6 +22,8 @@ EXPECTED = {
     "registered_workflows", "uuid4", "workflow",
     # continue-as-new and the history-size guard
     "ContinueAsNew", "HistoryLimit", "HistoryLimitExceeded",
+    # Time-outs and heartbeats.
+    "ExecutionTimeout", "StepAbandoned", "StepTimeout", "heartbeat", "heartbeat_details",
 }  # fmt: skip
 
 

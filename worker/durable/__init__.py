@@ -17,6 +17,7 @@ from ._errors import (
     ExecutionFinished,
     ExecutionNotFailed,
     ExecutionNotFound,
+    ExecutionTimeout,
     HistoryLimitExceeded,
     InputValidationError,
     InvalidSchedule,
@@ -29,7 +30,9 @@ from ._errors import (
     ScheduleNotFound,
     SerializationError,
     SignalPayloadError,
+    StepAbandoned,
     StepFailedError,
+    StepTimeout,
     StoreUnavailable,
     Suspend,
     WaitTimeoutError,
@@ -55,6 +58,7 @@ from ._workflow._definitions import (
     workflow,
 )
 from ._workflow._shapes import FlowShape
+from ._workflow._timeouts import heartbeat, heartbeat_details
 
 __all__ = [
     "ActivationAbandoned",
@@ -76,6 +80,8 @@ __all__ = [
     "ExecutionNotFailed",
     "ExecutionNotFound",
     "ExecutionRecord",
+    # Time-outs and heartbeats.
+    "ExecutionTimeout",
     "FlowShape",
     "HistoryLimit",
     "HistoryLimitExceeded",
@@ -100,9 +106,11 @@ __all__ = [
     "Status",
     "StatusEvent",
     "StatusFeed",
+    "StepAbandoned",
     "StepFailedError",
     "StepId",
     "StepRecord",
+    "StepTimeout",
     "Store",
     "StoreUnavailable",
     "Suspend",
@@ -115,6 +123,8 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowNotFound",
     "check_replay",
+    "heartbeat",
+    "heartbeat_details",
     "load_histories",
     "now",
     "random",

@@ -279,6 +279,34 @@ class InvalidSchedule(PermanentError, ValueError):
         super().__init__(message)
 
 
+class StepTimeout(RetryableError, TimeoutError):
+    """A step attempt ran past its time-out: `kind` is `"timeout"` (start-to-close, `ctx.step(...,
+    timeout=)`) or `"heartbeat"` (no heartbeat for `heartbeat_timeout`); `timeout` is that limit in
+    seconds. The attempt counts as failed: the step's `RetryPolicy` retries it like any failure."""
+
+    default_message = "step timed out"
+
+    def __init__(
+        self, message: str | None = None, *, step_id: str, timeout: float, kind: str = "timeout"
+    ) -> None:
+        self.step_id = step_id
+        self.timeout = timeout
+        self.kind = kind
+        super().__init__(message)
+
+
+class ExecutionTimeout(PermanentError, TimeoutError):
+    """The execution ran past its deadline (`Durable.start(..., timeout=)`): raised by the first new
+    `ctx.*` call at or after `deadline` (ms since the epoch). Uncaught, the execution fails with it."""
+
+    default_message = "execution timed out"
+
+    def __init__(self, message: str | None = None, *, execution_id: str, deadline: int) -> None:
+        self.execution_id = execution_id
+        self.deadline = deadline
+        super().__init__(message)
+
+
 class Suspend(BaseException):
     """Raised inside workflow code once a suspension is committed; the worker releases the run."""
 
@@ -339,6 +367,14 @@ class ContinueAsNew(BaseException):
     def __init__(self, encoded_input: bytes) -> None:
         self.encoded_input = encoded_input
         super().__init__("continue as new")
+
+
+class StepAbandoned(BaseException):
+    """Raised by `durable.heartbeat()` in a step body whose attempt was given up: its time-out passed
+    (a sync body cannot be interrupted, so it goes on running until it returns or calls `heartbeat`),
+    or its worker lost the execution's lease. A `BaseException`, so `except Exception` in the body does
+    not swallow it: the body should let it propagate and stop. Whatever the body returns or raises
+    afterwards is ignored."""
 
 
 _ALL: dict[str, type[DurableError]] = {}

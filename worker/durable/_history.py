@@ -19,6 +19,8 @@ which are all that lua/retry.lua and `MemoryStore` may read (through `is_failed`
 - `kind`, `status`, `result.kind`: `retry_execution(discard_signal_step=...)` accepts only a
   consumed signal: kind `signal`, status `completed`, a `result` object whose `kind` is `signal`.
 - `meta.signal`: that signal's name, for the `signal.discarded` audit message.
+- `status`, `meta.due_kind`: a step's time-out timer (lua/fire_step_timer.lua, `running_step`) acts only
+  on a record whose status is `running`, and audits `heartbeat.timeout` if `due_kind` is `heartbeat`.
 
 Everything else the stores write as given: checkpoint records, `skip_step`'s record
 (lua/skip_step.lua), a wait's timeout record, and a consumed signal's record, which the store
@@ -45,6 +47,7 @@ __all__ = [
     "StepStatus",
     "consumed_signal_name",
     "is_failed",
+    "running_step",
     "signal_result",
     "timeout_result",
 ]
@@ -73,6 +76,8 @@ class StepKind(enum.StrEnum):
     CHILD_RESULT = "child_result"
     # `handle.signal(...)` sent a signal to a child (meta.child, meta.signal).
     CHILD_SIGNAL = "child_signal"
+    # The execution's deadline passed at this position (`ExecutionTimeout`); step id `__deadline`.
+    DEADLINE = "deadline"
 
 
 class StepStatus(enum.StrEnum):
@@ -85,6 +90,9 @@ class StepStatus(enum.StrEnum):
     SLEEPING = "sleeping"
     # A signal wait for `meta.signal`, until `meta.deadline` (None: no time-out).
     WAITING = "waiting"
+    # A step attempt with a time-out or heartbeat time-out is running: `meta.due` is when it times out
+    # (pushed forward by each heartbeat), `meta.details` its last heartbeat details.
+    RUNNING = "running"
 
 
 # Decoding looks members up in these: about ten times faster than calling the enum.
@@ -347,3 +355,11 @@ def consumed_signal_name(raw: bytes | None) -> str | None:
     meta = data.get("meta")
     name = meta.get("signal") if isinstance(meta, dict) else None
     return name if isinstance(name, str) else ""
+
+
+def running_step(raw: bytes | None) -> dict[str, Any] | None:
+    """The record as a store sees it if it is a running step attempt (status `running`), else None."""
+    data = _stored(raw)
+    if data is None or data.get("status") != StepStatus.RUNNING:
+        return None
+    return data

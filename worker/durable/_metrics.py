@@ -32,12 +32,20 @@ class Metrics:
             "Activations parked in a workflow's waiting line because its max_concurrency slots were taken",
             ["workflow"],
         )
+        self.timeouts = Counter(
+            "durable_timeouts_total",
+            "Time-outs: step attempts (kind step or heartbeat) and execution deadlines (kind execution)",
+            ["workflow", "kind"],
+        )
 
     def finished(self, workflow: str, status: str) -> None:
         self.finished_total.labels(workflow=workflow, status=status).inc()
 
     def concurrency_parked(self, workflow: str) -> None:
         self.concurrency_parked_total.labels(workflow=workflow).inc()
+
+    def timed_out(self, workflow: str, kind: str) -> None:
+        self.timeouts.labels(workflow=workflow, kind=kind).inc()
 
 
 METRICS = Metrics()

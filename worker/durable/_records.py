@@ -77,6 +77,8 @@ class ExecutionRecord:
     # A child execution (`ctx.child`): `parent` is its parent's execution id, and this what becomes of it
     # when the parent ends first: "cancel" (it is cancelled) or "abandon" (it runs on). None: not a child.
     on_parent_cancel: str | None = None
+    # When the execution times out (`Durable.start(..., timeout=)`; None: never).
+    deadline: datetime | None = None
 
     @property
     def is_final(self) -> bool:

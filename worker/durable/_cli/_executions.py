@@ -12,6 +12,7 @@ from .._errors import WorkflowNotFound
 from .._records import Status
 from .._store._base import IdReuse
 from .._workflow._definitions import registered_workflows
+from .._workflow._timeouts import check_timeout
 from . import _output as out
 from ._app import CliError, IdReusePolicy, Settings, ShapeFormat, _json_arg, _run, _when, app
 
@@ -30,13 +31,21 @@ def start(
             "(a finished execution is replaced by a fresh run).",
         ),
     ] = IdReusePolicy.REJECT,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Execution time-out in seconds: the execution fails past it."),
+    ] = None,
 ) -> None:
     """Start an execution; prints its id."""
     value = _json_arg(input, "--input")
     policy: IdReuse = "allow_if_finished" if id_reuse == IdReusePolicy.ALLOW_IF_FINISHED else "reject"
+    try:
+        check_timeout("--timeout", timeout)
+    except ValueError as exc:  # nothing is written
+        raise CliError(str(exc), 2) from exc
 
     async def go(d: Durable) -> str:
-        return await d.start(workflow, value, execution_id=execution_id, id_reuse=policy)
+        return await d.start(workflow, value, execution_id=execution_id, id_reuse=policy, timeout=timeout)
 
     eid = _run(ctx, go)
     if ctx.obj.json:

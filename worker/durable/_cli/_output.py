@@ -128,6 +128,7 @@ def execution_detail(
         ("waiting for", _waiting_text(record.waiting_for)),
         ("wakes at", when(record.wake_at)),
         ("run", record.run),
+        ("deadline", when(record.deadline)),
         ("attempt", record.attempt),
         ("activations", record.activations),
         ("created", when(record.created_at)),
@@ -154,7 +155,7 @@ def execution_detail(
         table.add_row(
             str(s.seq) if s.seq >= 0 else "-",
             s.step_id,
-            s.kind,
+            _kind_text(s),
             s.status,
             str(s.attempt),
             when(s.at),
@@ -163,6 +164,14 @@ def execution_detail(
     out.print(table)
     out.print()
     audit_table(audit)
+
+
+def _kind_text(step: StepRecord) -> str:
+    """A step's kind, with its time-outs when it has any (`ctx.step(..., timeout=, heartbeat_timeout=)`)."""
+    meta = step.meta
+    limits = [f"{name} {meta[key]:g}s" for key, name in (("timeout", "timeout"), ("heartbeat_timeout", "heartbeat"))
+              if isinstance(meta.get(key), (int, float))]  # fmt: skip
+    return f"{step.kind} ({', '.join(limits)})" if limits else str(step.kind)
 
 
 def audit_table(entries: Sequence[AuditEntry], title: str = "Audit") -> None:

@@ -9,6 +9,7 @@ import getpass
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
+from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .. import _codec
@@ -42,6 +43,7 @@ from .._workflow._definitions import (
     check_payload_schema,
     resolve_signal,
 )
+from .._workflow._timeouts import check_timeout
 from ._executions import ExecutionClient
 from ._schedules import ScheduleClient
 from ._versions import VersionClient
@@ -100,7 +102,9 @@ class Durable(ExecutionClient):
         *,
         allow_unregistered: bool = False,
         actor: str | None = None,
+        default_timeout: float | timedelta | None = None,
     ) -> None:
+        check_timeout("default_timeout", default_timeout)
         if store is None:
             store = MemoryStore()
         elif isinstance(store, str):
@@ -110,7 +114,11 @@ class Durable(ExecutionClient):
             definition = as_definition(wf)
             registry[definition.workflow_id] = definition
         super().__init__(
-            store, registry, allow_unregistered=allow_unregistered, actor=actor or _default_actor()
+            store,
+            registry,
+            allow_unregistered=allow_unregistered,
+            actor=actor or _default_actor(),
+            default_timeout=default_timeout,
         )
         self.schedules = ScheduleClient(self.store, self._resolve_workflow, actor=self.actor)
         self.versions = VersionClient(self.store, actor=self.actor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _codec
@@ -23,6 +23,7 @@ from .._store._base import ExecutionQuery, IdReuse, NewExecution, Store
 from .._workflow._context import now_ms
 from .._workflow._definitions import WorkflowDef, as_definition, lookup_workflow, registered_workflows
 from .._workflow._shapes import FlowShape, describe_workflow
+from .._workflow._timeouts import check_timeout
 
 log = logging.getLogger("durable.client")
 
@@ -60,8 +61,17 @@ class ExecutionClient:
     """
 
     def __init__(
-        self, store: Store, registry: dict[str, WorkflowDef], *, allow_unregistered: bool, actor: str
+        self,
+        store: Store,
+        registry: dict[str, WorkflowDef],
+        *,
+        allow_unregistered: bool,
+        actor: str,
+        default_timeout: float | timedelta | None = None,
     ) -> None:
+        check_timeout("default_timeout", default_timeout)
+        # The execution time-out of starts that give none (None: executions have no deadline).
+        self.default_timeout = default_timeout
         self.store: Store = store
         self.registry = registry
         self.allow_unregistered = allow_unregistered
@@ -108,8 +118,14 @@ class ExecutionClient:
         parent: str | None = None,
         start_at: datetime | None = None,
         id_reuse: IdReuse = "reject",
+        timeout: float | timedelta | None = None,
     ) -> ExecutionId:
         """Create an execution and return its id at once.
+
+        `timeout` (seconds; default the client's `default_timeout`) gives the execution a deadline that
+        long after it starts (`start_at`, or now): its first `ctx.*` call at or after the deadline
+        raises `ExecutionTimeout`, which fails the execution unless the workflow catches it. A
+        time-out that is not a positive, finite number raises `ValueError`, writing nothing.
 
         Starting again under an existing `execution_id` is idempotent for the same request (same
         workflow, same input): the id comes back and nothing changes. A different workflow or input
@@ -117,23 +133,28 @@ class ExecutionClient:
         a fresh run under the id when its execution is final (completed, failed or cancelled),
         dropping the old run's history. Invalid input raises `InputValidationError`, writing nothing.
         """
+        timeout_ms = check_timeout("timeout", timeout if timeout is not None else self.default_timeout)
         definition = self._resolve_workflow(workflow)
         encoded = encode_input(definition, input)
         eid = ExecutionId(execution_id or uuid.uuid4().hex)
         if not eid or len(eid) > 256 or any(c in eid for c in "{}|\n"):
             raise ValueError(f"execution id {eid!r} must be 1-256 characters without braces, '|' or newlines")
         group = concurrency_group(definition, encoded)
+        now = now_ms()
+        start_at_ms = dt_to_ms(start_at) if start_at is not None else None
+        deadline_ms = None if timeout_ms is None else max(now, start_at_ms or now) + timeout_ms
         created = await self.store.create_execution(
             NewExecution(
                 execution_id=eid,
                 workflow_id=definition.workflow_id,
                 input=encoded,
-                now_ms=now_ms(),
+                now_ms=now,
                 category=definition.category,
                 parent=parent,
                 actor=actor or self.actor,
-                start_at_ms=dt_to_ms(start_at) if start_at is not None else None,
+                start_at_ms=start_at_ms,
                 id_reuse=id_reuse,
+                deadline_ms=deadline_ms,
             )
         )
         if created:

@@ -83,6 +83,9 @@ class NewExecution:
     input_hash: str = ""
     # A child execution's policy when its parent ends first ("cancel" | "abandon"); `parent` names the parent.
     on_parent_cancel: str | None = None
+    # The execution's deadline (ms since the epoch; `Durable.start(..., timeout=)`): kept on the record,
+    # with a timer (`DEADLINE_TIMER`) that wakes a sleeping or waiting execution then.
+    deadline_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.id_reuse not in ID_REUSE_POLICIES:
@@ -106,6 +109,27 @@ def conflict_error(
         existing_workflow_id=existing_workflow_id,
         reason=reason,
     )
+
+
+#: The timer id of an execution's deadline (`NewExecution.deadline_ms`); `acquire` leaves it alone.
+DEADLINE_TIMER = "deadline"
+# Timer ids of running steps' time-outs: this prefix and the step id in hex (a step id may hold '|').
+STEP_TIMER_PREFIX = "hb:"
+
+
+def step_timer_id(step_id: str) -> str:
+    """The timer id of a running step's time-out (`Runs.put_running_step`)."""
+    return STEP_TIMER_PREFIX + step_id.encode().hex()
+
+
+def step_of_timer(timer_id: str) -> str | None:
+    """The step id of a step time-out's timer id, or None if `timer_id` is not one."""
+    if not timer_id.startswith(STEP_TIMER_PREFIX):
+        return None
+    try:
+        return bytes.fromhex(timer_id[len(STEP_TIMER_PREFIX) :]).decode()
+    except ValueError:
+        return None
 
 
 #: `Store.send_signal(checked=...)`: the sender validated the payload with the signal's model.

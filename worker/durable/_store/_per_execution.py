@@ -196,6 +196,21 @@ class Runs(abc.ABC):
         while we held the lease, another run is enqueued, and the answer is None.
         """
 
+    @abc.abstractmethod
+    async def put_running_step(
+        self, execution_id: ExecutionId, token: int, step_id: str, record: bytes, due_ms: int, now_ms: int
+    ) -> None:
+        """Store `record` (a step attempt with status `running`) under `step_id` and arm the step's
+        time-out timer (`step_timer_id(step_id)`) at `due_ms`, in one fenced step: a step with a
+        time-out calls this before its body runs and at each heartbeat.
+
+        The timer is separate from the execution's wake-up timer: `acquire` leaves it alone. When it
+        fires and the step's record is still `running` (and the execution is not final), the store
+        revokes the lease (the next `acquire` gets a new token, the stuck worker's writes raise
+        `LeaseLost`), audits `heartbeat.timeout` or `step.timeout` (the record's `meta.due_kind`)
+        and enqueues a run (reason `step-timeout`). Raises `LeaseLost` (nothing written).
+        """
+
 
 class Signals(abc.ABC):
     """Signals into executions and the JSON Schemas senders without the model check payloads against."""

@@ -32,7 +32,7 @@ from .._errors import (
     describe_exception,
 )
 from .._metrics import METRICS
-from .._records import ExecutionId, Status, now_ms
+from .._records import ExecutionId, Status, dt_to_ms, now_ms
 from .._store._base import WorkerStore
 from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
@@ -163,6 +163,7 @@ class Engine:
             workflow_id=record.workflow_id,
             history=acquired.steps,
             attempt=record.attempt,
+            deadline_ms=None if record.deadline is None else dt_to_ms(record.deadline),
         )
         ctx._validate_input = definition.validate_input
         activation.budget = HistoryBudget(

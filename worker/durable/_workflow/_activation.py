@@ -102,6 +102,10 @@ class Activation:
             if warning is not None:
                 pending.audit.append(warning)
 
+    def buffer_audit(self, audit: AuditDraft) -> None:
+        """Add an audit entry (no record) to the next write."""
+        self._pending.audit.append(audit)
+
     def buffer_event(self, event: str, data: bytes) -> None:
         self._pending.events.append((event, data))
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._errors import InvalidStepId, NonDeterminismError
-from .._history import StepKind, StepRecord
-from .._records import ExecutionId
+from .._errors import ExecutionTimeout, InvalidStepId, NonDeterminismError
+from .._history import StepKind, StepRecord, StepStatus
+from .._metrics import METRICS
+from .._records import ExecutionId, now_ms
+from .._store._base import AuditDraft
 from ._activation import Activation
 from ._definitions import RetryPolicy
 
 RESERVED_PREFIXES = ("__", "rollback:")
+# The record of the position where the execution's deadline passed (`ExecutionTimeout`).
+DEADLINE_STEP = "__deadline"
+# Records that replay returns without waiting or running anything: no deadline check stops them.
+_SETTLED = frozenset({StepStatus.COMPLETED, StepStatus.FAILED})
 
 
 class _Done:
@@ -49,6 +55,7 @@ class ReplayContext:
         workflow_id: str,
         history: Mapping[str, bytes],
         attempt: int = 1,
+        deadline_ms: int | None = None,
     ) -> None:
         # The worker's side: commits, suspensions, step bodies (a detached one when no worker runs this).
         self._activation = (
@@ -68,6 +75,9 @@ class ReplayContext:
         self._patches: dict[str, bool] = {}
         # What `ctx.rollback()` undoes, oldest first: (step id, compensation, the step's result, policy).
         self._compensations: list[tuple[str, Callable[..., Any], Any, RetryPolicy]] = []
+        # The execution's deadline (ms since the epoch), and whether `ExecutionTimeout` was raised.
+        self._deadline_ms = deadline_ms
+        self._deadline_raised = False
 
     def _next(self, step_id: str, kind: StepKind, *, user: bool) -> tuple[int, StepRecord | None]:
         abandoned = self._activation.abandoned
@@ -99,10 +109,50 @@ class ReplayContext:
                 raise self._diverged(
                     seq, kind, step_id, f"there ({step_id!r} was recorded as {rec.kind} #{rec.seq})"
                 )
+            if self._deadline_ms is not None and rec.status not in _SETTLED:
+                self._check_deadline(seq, step_id)
             return seq, rec
+        if self._deadline_ms is not None:
+            self._check_deadline(seq, step_id)
         if self._recorded_at(seq) is not None:
             raise self._diverged(seq, kind, step_id, "at that position")
         return seq, None
+
+    def _check_deadline(self, seq: int, step_id: str) -> None:
+        """Raise `ExecutionTimeout` at call `seq` if the deadline passed: the first call that would do
+        anything new (run a body, wait, record a value) at or after it, the same call on every replay
+        (its position is recorded under `DEADLINE_STEP`). Raised once per run: a workflow that catches
+        it may go on (and `ctx.rollback()`)."""
+        deadline = self._deadline_ms
+        if self._deadline_raised or deadline is None:
+            return
+        stored = self._stored.get(DEADLINE_STEP)
+        if stored is not None:
+            if StepRecord.decode(DEADLINE_STEP, stored).seq != seq:
+                return
+        elif now_ms() < deadline:
+            return
+        else:
+            now = now_ms()
+            self._activation.buffer(
+                StepRecord(
+                    DEADLINE_STEP, seq, StepKind.DEADLINE, StepStatus.COMPLETED, result={"deadline": deadline},
+                    at_ms=now, meta={"step": step_id},
+                ),
+                AuditDraft(
+                    kind="execution.timeout",
+                    message=f"execution deadline passed ({(now - deadline) / 1000:.3f} s ago) at {step_id}",
+                    step_id=step_id,
+                ),
+            )  # fmt: skip
+            METRICS.timed_out(self.workflow_id, "execution")
+        self._deadline_raised = True
+        self._seen.discard(step_id)  # the call did not happen: a workflow that catches this may make it
+        raise ExecutionTimeout(
+            f"execution {self.execution_id!r} passed its deadline (at call #{seq}, {step_id!r})",
+            execution_id=self.execution_id,
+            deadline=deadline,
+        )
 
     def _diverged(self, seq: int, kind: StepKind, step_id: str, where: str) -> NonDeterminismError:
         recorded = self._recorded_at(seq)

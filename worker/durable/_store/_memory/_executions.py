@@ -10,7 +10,7 @@ from ..._errors import WaitTimeoutError
 from ..._records import FINAL_STATUSES, AuditEntry, ExecutionId, ExecutionRecord
 from ..._records import now_ms as _now_ms
 from .._base import Executions
-from .._data import AuditDraft, ExecutionQuery, NewExecution, conflict_error
+from .._data import DEADLINE_TIMER, AuditDraft, ExecutionQuery, NewExecution, conflict_error
 from ._state import Exec, MemoryPart
 
 
@@ -53,6 +53,11 @@ class MemoryExecutions(MemoryPart, Executions):
             [AuditDraft(kind="created", message=f"execution of {new.workflow_id} created", actor=new.actor)],
             new.now_ms,
         )
+        deadline_timer = f"{new.execution_id}|{DEADLINE_TIMER}"
+        st.timers.pop(deadline_timer, None)  # an old run's
+        if new.deadline_ms is not None:
+            ex.deadline_ms = new.deadline_ms
+            st.set_timer(deadline_timer, new.deadline_ms)
         if new.start_at_ms is not None and new.start_at_ms > new.now_ms:
             ex.wake_ms = new.start_at_ms
             ex.timer = f"{new.execution_id}|start"

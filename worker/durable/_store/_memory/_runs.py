@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..._records import FINAL_STATUSES, ExecutionId, Status
 from ..._records import now_ms as _now_ms
 from .._base import Runs
-from .._data import Acquired, AuditDraft, Checkpoint, SignalWait, SuspendOutcome
+from .._data import Acquired, AuditDraft, Checkpoint, SignalWait, SuspendOutcome, step_timer_id
 from ._state import MemoryPart
 
 
@@ -209,3 +209,12 @@ class MemoryRuns(MemoryPart, Runs):
         if applied is None:
             st.after_release(ex)
         return applied
+
+    async def put_running_step(
+        self, execution_id: ExecutionId, token: int, step_id: str, record: bytes, due_ms: int, now_ms: int
+    ) -> None:
+        st = self._state
+        ex = st.get(execution_id)
+        st.check_fence(ex, token, now_ms)
+        ex.steps[step_id] = record
+        st.set_timer(f"{execution_id}|{step_timer_id(step_id)}", due_ms)

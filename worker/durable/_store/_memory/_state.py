@@ -92,6 +92,7 @@ class Exec:
     on_parent_cancel: str | None = None
     # The concurrency group this execution asked a slot of ("": none; see `_concurrency.py`).
     conc_group: str = ""
+    deadline_ms: int | None = None
 
     def lease_holder(self, now_ms: int) -> tuple[str, int, int] | None:
         if self.lease is not None and self.lease[2] <= now_ms:
@@ -121,6 +122,7 @@ class Exec:
             run=self.run,
             version=self.version or None,
             on_parent_cancel=self.on_parent_cancel,
+            deadline=ms_to_dt(self.deadline_ms),
         )
 
 

@@ -61,6 +61,8 @@ _EXECUTION_SCRIPTS = (
     "conc_admit",
     "conc_free",
     "conc_enroll",
+    "put_running_step",
+    "fire_step_timer",
 )
 # Scripts that stand alone (they touch only schedule keys).
 _SCHEDULE_SCRIPTS = ("schedule_put", "schedule_claim", "schedule_commit", "schedule_delete")

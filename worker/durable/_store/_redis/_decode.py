@@ -121,6 +121,7 @@ def record_from(execution_id: str, f: dict[bytes, bytes]) -> ExecutionRecord:
         run=int(g(b"run") or 1),
         version=opt(g(b"version")),
         on_parent_cancel=opt(g(b"on_parent_cancel")),
+        deadline=ms_to_dt(opt_ms(g(b"deadline_ms"))),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from ..._errors import WaitTimeoutError
 from ..._records import AuditEntry, ExecutionId, ExecutionRecord, Status
 from .._base import AuditDraft, ExecutionQuery, Executions, NewExecution, conflict_error
+from .._data import DEADLINE_TIMER
 from ._connection import Declared, RedisPart
 from ._decode import (
     audit_entry,
@@ -68,6 +69,8 @@ class RedisExecutions(RedisPart, Executions):
                 len(declared.signals),
                 *declared.signals,
                 new.on_parent_cancel or "",
+                "" if new.deadline_ms is None else new.deadline_ms,
+                timer_member(eid, DEADLINE_TIMER),
             ]
 
         res = await self._redis.script_on_queue(

@@ -12,6 +12,7 @@ from typing import Any
 from ..._errors import LeaseLost
 from ..._records import ExecutionId, Status
 from .._base import Acquired, Checkpoint, Runs, SignalWait, SuspendOutcome
+from .._data import step_timer_id
 from ._connection import Declared, RedisPart
 from ._decode import record, steps, text
 from ._encode import pack_checkpoint, timer_member
@@ -161,3 +162,11 @@ class RedisRuns(RedisPart, Runs):
         )
         # An integer (0, or 1 for a rewake), or the final status of a stop request it applied.
         return Status(text(res)) if isinstance(res, (bytes, str)) else None
+
+    async def put_running_step(
+        self, execution_id: ExecutionId, token: int, step_id: str, record: bytes, due_ms: int, now_ms: int
+    ) -> None:
+        member = timer_member(execution_id, step_timer_id(step_id))
+        args = [execution_id, now_ms, token, step_id, record, member, due_ms]
+        if await self._redis.script("put_running_step", self.keys.execution_keys(execution_id), args) == -1:
+            raise LeaseLost(execution_id=execution_id, token=token)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..._records import ExecutionId
 from .._base import Timers
+from .._data import step_of_timer
 from .._due import take_due
 from .._keys import Keys
 from ._connection import Declared, RedisConnection, RedisPart
@@ -57,11 +58,15 @@ class RedisTimers(RedisPart, Timers):
 
         async def fire(member: str) -> bool | None:
             eid = member.rpartition("|")[0] or member
+            # A running step's time-out (`put_running_step`) has its own script.
+            step_id = step_of_timer(member.rpartition("|")[2])
+            script = "fire_timer" if step_id is None else "fire_step_timer"
+            extra = [] if step_id is None else [step_id]
 
             def call(version: str, _: Declared) -> tuple[list[str], list[Any]]:
-                return self.keys.execution_keys(eid, version), [eid, now_ms, member]
+                return self.keys.execution_keys(eid, version), [eid, now_ms, member, *extra]
 
-            fired = await self._redis.script_on_queue("fire_timer", eid, eid, self.keys.version, call)
+            fired = await self._redis.script_on_queue(script, eid, eid, self.keys.version, call)
             return True if fired else None
 
         return len(await take_due(due, fire, limit))

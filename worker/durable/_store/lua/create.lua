@@ -4,7 +4,8 @@
 -- ARGV: 3 workflow id, 4 input, 5 category, 6 parent, 7 actor, 8 reason, 9 start_at_ms or '', 10 timer member,
 --       11 input hash, 12 id reuse policy ('reject' | 'allow_if_finished'), 13 the old run's workflow id as
 --       declared in KEYS[16] or '', 14 count n of declared signal lists, 15.. their names (KEYS[18..]),
---       then (ARGV[15 + n]) a child's on_parent_cancel policy or ''
+--       then (ARGV[15 + n]) a child's on_parent_cancel policy or '', the deadline ms or '' and the
+--       deadline timer's member
 -- Returns {1} created, {0} the same request exists (nothing changed),
 -- {-1, reason, existing workflow id} a different request exists (nothing changed),
 -- {2, old workflow id, signal name, ...} replacing the old run needs these keys declared (nothing changed),
@@ -84,6 +85,17 @@ if start_at ~= '' then
   redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[10])
 else
   enqueue(ARGV[8])
+end
+-- The execution's deadline (ARGV after the signal names: its ms or '', then its timer's member).
+local deadline_at = 16 + tonumber(ARGV[14])
+local deadline = ARGV[deadline_at] or ''
+if ARGV[deadline_at + 1] then
+  redis.call('ZREM', KEYS[8], ARGV[deadline_at + 1]) -- an old run's
+end
+if deadline ~= '' then
+  redis.call('HSET', KEYS[1], 'deadline_ms', deadline)
+  redis.call('ZADD', KEYS[8], deadline, ARGV[deadline_at + 1])
+  redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[deadline_at + 1])
 end
 redis.call('ZADD', KEYS[14], NOW, EID)
 redis.call('ZADD', KEYS[15], NOW, EID)
