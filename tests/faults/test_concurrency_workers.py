@@ -4,43 +4,15 @@ them, and a worker killed while its execution holds a slot does not leak the slo
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from durable import Durable, RedisStore, Status
-
-ROOT = Path(__file__).resolve().parents[2]
-DURABLE_BIN = str(Path(sys.executable).parent / "durable")
-
-
-def spawn_worker(redis_url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CONC_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT / "tests")}
-    cmd = [DURABLE_BIN, "worker", "--app", "apps.concurrency_app", "--redis-url", redis_url]
-    cmd += ["--concurrency", "8", "--lease-ttl", "1", "--visibility-timeout", "1.5"]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from worker_procs import spawn_worker, wait_for_key
 
 
 def high_water(redis_url: str) -> int:
@@ -55,17 +27,6 @@ def entries(redis_url: str) -> list[str]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         return list(client.lrange("conc:entered", 0, -1))
-    finally:
-        client.close()
-
-
-def wait_for_key(redis_url: str, key: str, timeout: float = 30) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        deadline = time.monotonic() + timeout
-        while not client.exists(key):
-            assert time.monotonic() < deadline, f"{key} never appeared"
-            time.sleep(0.02)
     finally:
         client.close()
 
@@ -87,7 +48,10 @@ async def test_three_worker_processes_never_run_more_than_the_limit(
     # This client knows the workflow, so each start joins the line at once: slots go in start order.
     client = Durable(store=RedisStore.from_url(redis_url))
     eids = [await client.start(two, 0.1, execution_id=f"c-{i}") for i in range(8)]
-    workers.extend(spawn_worker(redis_url) for _ in range(3))
+    workers.extend(
+        spawn_worker(redis_url, "apps.concurrency_app", url_env="CONC_REDIS_URL", concurrency=8)
+        for _ in range(3)
+    )
     overtaken: list[tuple[list[str], list[str]]] = []
 
     async def watch() -> None:
@@ -114,7 +78,7 @@ async def test_a_worker_killed_while_holding_a_slot_does_not_leak_it(
     redis_url: str, workers: list[subprocess.Popen[bytes]]
 ) -> None:
     client = Durable(store=RedisStore.from_url(redis_url), allow_unregistered=True)
-    workers.append(spawn_worker(redis_url))
+    workers.append(spawn_worker(redis_url, "apps.concurrency_app", url_env="CONC_REDIS_URL", concurrency=8))
     first = await client.start("conc.one", 60, execution_id="first")
     wait_for_key(redis_url, "conc:started:first")
     second = await client.start("conc.one", 0, execution_id="second")
@@ -127,7 +91,7 @@ async def test_a_worker_killed_while_holding_a_slot_does_not_leak_it(
     assert record.status == Status.PENDING
     workers[0].send_signal(signal.SIGKILL)
     workers[0].wait(timeout=10)
-    workers.append(spawn_worker(redis_url))
+    workers.append(spawn_worker(redis_url, "apps.concurrency_app", url_env="CONC_REDIS_URL", concurrency=8))
     # The first execution goes on on the new worker (its step re-runs without holding), frees its slot
     # at the end, and only then the second one runs.
     assert await client.wait(first, timeout=60) == first

@@ -7,9 +7,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from test_faults import fault_env, runs, spawn_worker, wait_for_key, workers  # noqa: F401 (fixtures)
+from test_faults import fault_env  # noqa: F401 (a fixture)
 
 from durable import Durable, RedisStore
+from worker_procs import runs, spawn_worker, wait_for_key
 
 
 def _died(proc: subprocess.Popen[bytes]) -> None:
@@ -19,7 +20,7 @@ def _died(proc: subprocess.Popen[bytes]) -> None:
 @pytest.mark.slow
 async def test_a_worker_killed_around_continue_as_new_loses_nothing_and_repeats_nothing(
     fault_env: str,  # noqa: F811
-    workers: list[Any],  # noqa: F811
+    workers: list[Any],
 ) -> None:
     client = Durable(store=RedisStore.from_url(fault_env), allow_unregistered=True)
     workers.append(spawn_worker(fault_env))

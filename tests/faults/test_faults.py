@@ -3,82 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from _redis_server import RedisServer
 from durable import Durable, RedisStore, Status, Store, WorkflowContext, workflow
 from durable._worker._engine import Engine
-
-ROOT = Path(__file__).resolve().parents[2]
-DURABLE_BIN = str(Path(sys.executable).parent / "durable")
-
-
-def spawn_worker(
-    redis_url: str, *, concurrency: int = 16, lease_ttl: float = 1.0, visibility: float = 1.5
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FAULT_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT / "tests")}
-    cmd = [
-        DURABLE_BIN,
-        "worker",
-        "--app",
-        "apps.fault_app",
-        "--redis-url",
-        redis_url,
-        "--concurrency",
-        str(concurrency),
-        "--lease-ttl",
-        str(lease_ttl),
-        "--visibility-timeout",
-        str(visibility),
-    ]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-
-
-def runs(redis_url: str) -> dict[str, int]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return {k: int(v) for k, v in client.hgetall("fault:runs").items()}
-    finally:
-        client.close()
-
-
-def wait_for_key(redis_url: str, key: str, timeout: float = 20) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        deadline = time.monotonic() + timeout
-        while not client.exists(key):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{key} never appeared")
-            time.sleep(0.02)
-    finally:
-        client.close()
+from worker_procs import runs, spawn_worker, wait_for_key
 
 
 @pytest.fixture
