@@ -341,3 +341,27 @@ async def test_force_failed_child_fails_the_waiting_parent(durable: Durable) -> 
     assert record is not None and record.error is not None
     assert record.error["type"] == "ChildWorkflowError"
     assert record.error["fields"]["error"]["type"] == "ForcedFailure"
+
+
+@workflow("children.continues")
+async def continues(ctx: WorkflowContext, run: int) -> str:
+    if run == 1:
+        await ctx.start_child(waits, None, execution_id="cont-closed")
+        await ctx.start_child(waits, None, execution_id="cont-kept", on_parent_cancel="abandon")
+        ctx.continue_as_new(2)
+    return await ctx.wait_for_signal("finish")
+
+
+async def test_continue_as_new_closes_the_runs_children_by_policy(durable: Durable) -> None:
+    # The next run's history no longer names them, so the parent's end could not find them later.
+    eid = await durable.start(continues, 1, execution_id="p-cont")
+    await until(durable.store, eid, Status.WAITING)
+    await until(durable.store, "cont-closed", Status.CANCELLED)
+    kept = await durable.get_execution("cont-kept")
+    assert kept is not None and kept.status == Status.WAITING
+    record = await durable.get_execution(eid)
+    assert record is not None and record.run == 2
+    await durable.signal(eid, "finish", "ok")
+    assert await durable.wait(eid, timeout=30) == "ok"
+    kept = await durable.get_execution("cont-kept")
+    assert kept is not None and kept.status == Status.WAITING  # abandoned: it runs on

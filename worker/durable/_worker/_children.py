@@ -18,7 +18,7 @@ import orjson
 
 from .._errors import DurableError, ExecutionFinished, ExecutionNotFound
 from .._history import StepKind, StepRecord
-from .._records import ExecutionId, ExecutionRecord, Status, now_ms
+from .._records import ExecutionId, ExecutionRecord, now_ms
 from .._store._base import CHECKED_BY_MODEL, WorkerStore
 from .._workflow._children import child_outcome, child_signal_name
 
@@ -55,24 +55,32 @@ async def notify_parent(store: WorkerStore, record: ExecutionRecord) -> None:
 async def cancel_children(store: WorkerStore, record: ExecutionRecord) -> None:
     """Cancel the unfinished children of `record` (final) whose policy is `cancel`."""
     steps = await store.load_steps(record.execution_id)
+    started: list[tuple[str, str]] = []
     for step_id, raw in steps.items():
         if b'"child"' not in raw:
             continue
         rec = StepRecord.decode(step_id, raw)
-        started = rec.result
-        if rec.kind != StepKind.CHILD or not isinstance(started, dict):
-            continue
-        if started.get("on_parent_cancel", "cancel") != "cancel":
-            continue
-        child = str(started.get("execution_id"))
-        reason = f"parent {record.execution_id} {record.status.value}"
-        try:
-            applied = await store.cancel(
-                ExecutionId(child), reason, f"parent:{record.execution_id}", now_ms()
+        if rec.kind == StepKind.CHILD and isinstance(rec.result, dict):
+            started.append(
+                (str(rec.result.get("execution_id")), str(rec.result.get("on_parent_cancel", "cancel")))
             )
+    await close_children(
+        store, record.execution_id, f"parent {record.execution_id} {record.status.value}", started
+    )
+
+
+async def close_children(
+    store: WorkerStore, parent_id: str, reason: str, children: list[tuple[str, str]]
+) -> None:
+    """Cancel those of `children` ((execution id, on_parent_cancel) pairs) whose policy is `cancel`."""
+    for child, policy in children:
+        if policy != "cancel":
+            continue
+        try:
+            applied = await store.cancel(ExecutionId(child), reason, f"parent:{parent_id}", now_ms())
         except (ExecutionNotFound, ExecutionFinished):
             continue
-        log.info("child %s of %s: %s (%s)", child, record.execution_id, applied.value, reason)
+        log.info("child %s of %s: %s (%s)", child, parent_id, applied.value, reason)
         if applied.is_final:
             await settle_final(store, child)
 
@@ -95,4 +103,11 @@ async def settle_quietly(store: WorkerStore, execution_id: str) -> None:
         )
 
 
-__all__ = ["Status", "cancel_children", "notify_parent", "parent_gone", "settle_final", "settle_quietly"]
+__all__ = [
+    "cancel_children",
+    "close_children",
+    "notify_parent",
+    "parent_gone",
+    "settle_final",
+    "settle_quietly",
+]

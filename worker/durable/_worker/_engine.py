@@ -26,6 +26,7 @@ from .._errors import (
     ActivationAbandoned,
     Cancelled,
     ContinueAsNew,
+    DurableError,
     LeaseLost,
     StoreUnavailable,
     Suspend,
@@ -38,7 +39,7 @@ from .._workflow._activation import Activation
 from .._workflow._context import WorkflowContext, current_context
 from .._workflow._definitions import DEFAULT_HISTORY_LIMIT, HistoryLimit, WorkflowDef
 from .._workflow._history_guard import HistoryBudget
-from ._children import parent_gone, settle_quietly
+from ._children import close_children, parent_gone, settle_quietly
 
 log = logging.getLogger("durable.engine")
 
@@ -217,6 +218,18 @@ class Engine:
                     METRICS.finished(workflow_id, "failed" if applied == Status.FAILED else "cancelled")
                     return "cancelled"
                 log.info("execution %s continued as new", execution_id)
+                # The next run's history no longer names this run's children: close them now, as the
+                # parent's end would (policy `cancel`), or nothing would.
+                started = getattr(ctx, "_started_children", [])
+                if started:
+                    try:
+                        await close_children(
+                            store, execution_id, f"parent {execution_id} continued as new", started
+                        )
+                    except (DurableError, OSError) as exc:
+                        log.warning(
+                            "execution %s: children not closed on continue-as-new (%s)", execution_id, exc
+                        )
                 return "continued"
             except Cancelled:
                 # The store applies the pending cancel (or forced failure) as soon as our lease is
