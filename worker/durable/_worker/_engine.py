@@ -205,32 +205,7 @@ class Engine:
             except ContinueAsNew as cont:
                 if activation.abandoned is not None:  # the workflow caught the abandonment and went on
                     raise _abandoned(execution_id, activation.abandoned) from None
-                stopped = await store.continue_as_new(
-                    execution_id,
-                    token,
-                    activation.take_checkpoint(),
-                    now_ms(),
-                    input=cont.encoded_input,
-                    ack=activation.ack,
-                )
-                if stopped:  # a cancel (or forced failure) was requested: it applies as we let go
-                    applied = await store.release(execution_id, self.worker_id, token)
-                    METRICS.finished(workflow_id, "failed" if applied == Status.FAILED else "cancelled")
-                    return "cancelled"
-                log.info("execution %s continued as new", execution_id)
-                # The next run's history no longer names this run's children: close them now, as the
-                # parent's end would (policy `cancel`), or nothing would.
-                started = getattr(ctx, "_started_children", [])
-                if started:
-                    try:
-                        await close_children(
-                            store, execution_id, f"parent {execution_id} continued as new", started
-                        )
-                    except (DurableError, OSError) as exc:
-                        log.warning(
-                            "execution %s: children not closed on continue-as-new (%s)", execution_id, exc
-                        )
-                return "continued"
+                return await self._continue_as_new(definition, ctx, activation, cont.encoded_input)
             except Cancelled:
                 # The store applies the pending cancel (or forced failure) as soon as our lease is
                 # gone. Either way the run stops here, before any compensation could run.
@@ -279,6 +254,36 @@ class Engine:
             # Worker shutdown: hand the execution back at once instead of after the lease expires.
             await asyncio.shield(self._hand_back(execution_id, token))
             raise
+
+    async def _continue_as_new(
+        self, definition: WorkflowDef, ctx: WorkflowContext, activation: Activation, encoded_input: bytes
+    ) -> Outcome:
+        """`ctx.continue_as_new`: one write ends this run and queues the next under the same id."""
+        store = self.store
+        execution_id = activation.execution_id
+        stopped = await store.continue_as_new(
+            execution_id,
+            activation.token,
+            activation.take_checkpoint(),
+            now_ms(),
+            input=encoded_input,
+            ack=activation.ack,
+        )
+        if stopped:  # a cancel (or forced failure) was requested: it applies as we let go
+            applied = await store.release(execution_id, self.worker_id, activation.token)
+            METRICS.finished(definition.workflow_id, "failed" if applied == Status.FAILED else "cancelled")
+            await self._free_slot(execution_id, definition)
+            return "cancelled"
+        log.info("execution %s continued as new", execution_id)
+        # The next run's history no longer names this run's children: close them now, as the parent's
+        # end would (policy `cancel`), or nothing would.
+        started = getattr(ctx, "_started_children", [])
+        if started:
+            try:
+                await close_children(store, execution_id, f"parent {execution_id} continued as new", started)
+            except (DurableError, OSError) as exc:
+                log.warning("execution %s: children not closed on continue-as-new (%s)", execution_id, exc)
+        return "continued"
 
     async def _admit(
         self, definition: WorkflowDef, activation: Activation, stored_input: object
