@@ -77,6 +77,10 @@ async def execution_start(
     with retry_later("store", retry_delay(retry), kind="DurableExecution"):
         record = await rt.durable.get_execution(eid)
     if record is None and spec.execution_id is not None:
+        if Phase.shows_final(status.get("phase")):
+            # Mirrored to its end before the store lost it (a Redis that restarted empty, say) and this
+            # handler ran only now: the CR keeps what it showed, as the mirror's reconcile does.
+            return
         patch.status.update(
             failed_status(
                 "ExecutionNotFound", f"execution {eid!r} does not exist in the store", generation, status

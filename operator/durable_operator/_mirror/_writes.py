@@ -16,7 +16,6 @@ log = logging.getLogger("durable_operator.mirror")
 
 #: How often one status write re-reads and retries when another writer got in between.
 _CONFLICT_RETRIES = 5
-_FINAL_PHASES = frozenset(p.value for p in Phase if p.is_final)
 
 
 async def write_execution_status(
@@ -49,7 +48,7 @@ async def write_execution_status(
         old = obj.get("status") or {}
         generation = meta.get("generation")
         if record is None:
-            if not mark_lost or old.get("phase") in _FINAL_PHASES:
+            if not mark_lost or Phase.shows_final(old.get("phase")):
                 return False
             message = f"execution {execution_id!r} is gone from the store"
             status = failed_status("ExecutionLost", message, generation, old)

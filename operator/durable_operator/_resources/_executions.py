@@ -78,6 +78,11 @@ class Phase(enum.StrEnum):
     def is_final(self) -> bool:
         return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED)
 
+    @staticmethod
+    def shows_final(phase: object) -> bool:
+        """Whether a CR status's `phase` (any value, an absent one included) is a final phase."""
+        return phase in (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
+
 
 #: Engine status (durable.Status values) -> CR phase.
 PHASES: dict[str, Phase] = {
