@@ -3,6 +3,7 @@ then a wait; a timer added (earlier) meanwhile is never slept past (no lost wake
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from durable._records import ExecutionId
@@ -41,3 +42,21 @@ async def test_next_due_after_a_pass_that_fired_reads_the_timers_again(store: St
     assert await store.fire_due_timers(t) == 0
     assert await store.fire_due_timers(t + 60_000) == 1
     assert await store.next_timer_due() is None
+
+
+async def test_only_a_timer_due_before_every_other_wakes_the_pollers(store: Store) -> None:
+    t = now()
+    await store.wait_timer_change(0)
+    await store.add_timer(ExecutionId("first"), "t", t + 60_000)
+    await store.wait_timer_change(0)
+    assert await store.fire_due_timers(t) == 0
+    assert await store.next_timer_due() == t + 60_000
+
+    waiter = asyncio.create_task(store.wait_timer_change(10))
+    await asyncio.sleep(0)
+    await store.add_timer(ExecutionId("later"), "t", t + 90_000)  # the poller wakes by t + 60 s anyway
+    done, _ = await asyncio.wait([waiter], timeout=0.2)
+    assert not done, "a timer due after the earliest one woke the pollers"
+    await store.add_timer(ExecutionId("earlier"), "t", t + 30_000)
+    await asyncio.wait_for(waiter, 10)  # due before the earliest: the sleeping poller must wake
+    assert await store.next_timer_due() == t + 30_000

@@ -65,7 +65,8 @@ class Timers(abc.ABC):
 
     @abc.abstractmethod
     async def wait_timer_change(self, timeout_s: float) -> None:
-        """Return early when a timer is added anywhere (so a poller can re-aim its sleep)."""
+        """Return early when a timer is added that is due before every timer already set, or into an
+        empty set (so a poller sleeping until the earliest due time can re-aim its sleep)."""
 
 
 class StatusFeed(abc.ABC):

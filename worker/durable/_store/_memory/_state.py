@@ -204,8 +204,12 @@ class MemoryState:
         self.status_event(ex, now_ms)
 
     def set_timer(self, member: str, due_ms: int) -> None:
+        # Wake the pollers only for a timer due before every one already set (as RedisStore's scripts
+        # do): a poller sleeps until the earliest due time, which no later timer can move earlier.
+        earliest = min(self.timers.values(), default=None)
         self.timers[member] = due_ms
-        self.timer_changed.set()
+        if earliest is None or due_ms < earliest:
+            self.timer_changed.set()
 
     def drop_timer(self, ex: Exec) -> None:
         if ex.timer:

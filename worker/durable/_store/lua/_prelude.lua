@@ -69,6 +69,17 @@ local function ack_entry(entry_id)
   end
 end
 
+-- Set a wake-up timer (KEYS[8]) and tell the pollers only if it is due before every timer already set
+-- (or the set was empty): a poller sleeps until the earliest due time it read, and without such a
+-- message the earliest can only have moved later since, so no poller needs waking for a later timer.
+local function arm_timer(member, due)
+  local first = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', KEYS[8], due, member)
+  if not first[2] or tonumber(due) < tonumber(first[2]) then
+    redis.call('PUBLISH', TIMERS_CHANNEL, member)
+  end
+end
+
 -- Drop the execution's registered wake-up timer, if any.
 local function drop_timer()
   local member = hget('timer')

@@ -34,9 +34,8 @@ end
 -- Parked: pending, not leased, its queue entry done; the release of a slot enqueues it, and the recheck
 -- timer is the safety net for a holder whose worker died between its final write and that release.
 drop_timer()
-redis.call('ZADD', KEYS[8], ARGV[7], ARGV[8])
+arm_timer(ARGV[8], ARGV[7])
 redis.call('HSET', KEYS[1], 'timer', ARGV[8])
-redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[8])
 redis.call('HSET', KEYS[1], 'status', 'pending', 'waiting_for', ARGV[9], 'wake_ms', '', 'updated_ms', NOW)
 redis.call('HDEL', KEYS[1], 'rewake')
 redis.call('DEL', KEYS[3])

@@ -81,8 +81,7 @@ if start_at ~= '' then
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if start_at ~= '' then
-  redis.call('ZADD', KEYS[8], start_at, ARGV[10])
-  redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[10])
+  arm_timer(ARGV[10], start_at)
 else
   enqueue(ARGV[8])
 end

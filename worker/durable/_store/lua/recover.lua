@@ -51,7 +51,6 @@ if action == 'rearm' then
     timer = EID .. '|recover'
     redis.call('HSET', KEYS[1], 'timer', timer)
   end
-  redis.call('ZADD', KEYS[8], wake, timer)
-  redis.call('PUBLISH', TIMERS_CHANNEL, timer)
+  arm_timer(timer, wake)
 end
 return 0

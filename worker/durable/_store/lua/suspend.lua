@@ -40,9 +40,8 @@ if ARGV[5] ~= '' then
     enqueue('timer')
     queued = true
   else
-    redis.call('ZADD', KEYS[8], ARGV[5], ARGV[6])
+    arm_timer(ARGV[6], ARGV[5])
     redis.call('HSET', KEYS[1], 'timer', ARGV[6])
-    redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[6])
   end
 end
 redis.call('DEL', KEYS[3])
