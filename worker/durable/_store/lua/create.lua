@@ -93,8 +93,7 @@ if ARGV[deadline_at + 1] then
 end
 if deadline ~= '' then
   redis.call('HSET', KEYS[1], 'deadline_ms', deadline)
-  redis.call('ZADD', KEYS[8], deadline, ARGV[deadline_at + 1])
-  redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[deadline_at + 1])
+  arm_timer(ARGV[deadline_at + 1], deadline)
 end
 redis.call('ZADD', KEYS[14], NOW, EID)
 redis.call('ZADD', KEYS[15], NOW, EID)

@@ -5,6 +5,5 @@ if not fence_ok(ARGV[3]) then
   return -1
 end
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[8], ARGV[7], ARGV[6])
-redis.call('PUBLISH', TIMERS_CHANNEL, ARGV[6])
+arm_timer(ARGV[6], ARGV[7])
 return 1
