@@ -220,17 +220,7 @@ class Engine:
             except Exception as exc:
                 if activation.abandoned is not None:  # the workflow caught the abandonment and raised anew
                     raise _abandoned(execution_id, activation.abandoned) from None
-                log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
-                await store.finish(
-                    execution_id,
-                    token,
-                    activation.take_checkpoint(),
-                    now_ms(),
-                    status=Status.FAILED,
-                    error=_codec.dumps(describe_exception(exc), what="error"),
-                    ack=activation.ack,
-                )
-                METRICS.finished(workflow_id, "failed")
+                await self._fail(definition, activation, exc)
                 await self._free_slot(execution_id, definition)
                 return "failed"
             if activation.abandoned is not None:  # the workflow caught the abandonment and returned
@@ -254,6 +244,21 @@ class Engine:
             # Worker shutdown: hand the execution back at once instead of after the lease expires.
             await asyncio.shield(self._hand_back(execution_id, token))
             raise
+
+    async def _fail(self, definition: WorkflowDef, activation: Activation, exc: Exception) -> None:
+        """The final write of an execution whose workflow raised `exc` (with what it buffered)."""
+        execution_id = activation.execution_id
+        log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
+        await self.store.finish(
+            execution_id,
+            activation.token,
+            activation.take_checkpoint(),
+            now_ms(),
+            status=Status.FAILED,
+            error=_codec.dumps(describe_exception(exc), what="error"),
+            ack=activation.ack,
+        )
+        METRICS.finished(definition.workflow_id, "failed")
 
     async def _continue_as_new(
         self, definition: WorkflowDef, ctx: WorkflowContext, activation: Activation, encoded_input: bytes
@@ -298,17 +303,7 @@ class Engine:
             group = definition.concurrency_group(definition.parse_input(stored_input))
         except Exception as exc:
             # The key comes from the execution's input: the execution fails, like a bad input would.
-            log.info("execution %s failed: %s: %s", execution_id, type(exc).__name__, exc)
-            await store.finish(
-                execution_id,
-                token,
-                activation.take_checkpoint(),
-                now_ms(),
-                status=Status.FAILED,
-                error=_codec.dumps(describe_exception(exc), what="error"),
-                ack=activation.ack,
-            )
-            METRICS.finished(definition.workflow_id, "failed")
+            await self._fail(definition, activation, exc)
             await self._free_slot(execution_id)  # its place in line, if a client enrolled it
             return "failed"
         admission = await store.admit(

@@ -80,6 +80,22 @@ local function arm_timer(member, due)
   end
 end
 
+-- Take one of this execution's timers that the caller found due: only the caller whose ZREM succeeds
+-- goes on, so a timer fires once with any number of pollers. Returns nil to that caller; otherwise what
+-- the script answers: 0 (gone, or moved to a later time since the caller looked) or the wrong-queue answer.
+local function take_due_timer(member)
+  local score = redis.call('ZSCORE', KEYS[8], member)
+  if not score or tonumber(score) > tonumber(NOW) then
+    return 0
+  end
+  local moved = wrong_queue(hget('version'))
+  if moved then
+    return moved
+  end
+  redis.call('ZREM', KEYS[8], member)
+  return nil
+end
+
 -- Drop the execution's registered wake-up timer, if any.
 local function drop_timer()
   local member = hget('timer')

@@ -3,15 +3,10 @@
 -- attempt (its worker stopped heartbeating, or ran past the step's time-out) and the execution is not final,
 -- the lease is revoked (the next acquire gets a new fence token; the stuck worker's writes fail), the
 -- time-out is audited and a run is enqueued. Returns 1 if it fired, else 0.
-local score = redis.call('ZSCORE', KEYS[8], ARGV[3])
-if not score or tonumber(score) > tonumber(NOW) then
-  return 0
+local refused = take_due_timer(ARGV[3])
+if refused then
+  return refused
 end
-local moved = wrong_queue(hget('version'))
-if moved then
-  return moved
-end
-redis.call('ZREM', KEYS[8], ARGV[3])
 local status = hget('status')
 if status == '' or FINAL[status] then
   return 1
