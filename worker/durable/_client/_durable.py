@@ -104,7 +104,8 @@ class Durable(ExecutionClient):
         actor: str | None = None,
         default_timeout: float | timedelta | None = None,
     ) -> None:
-        check_timeout("default_timeout", default_timeout)
+        # Checked before a store is opened from a URL: a bad value changes nothing.
+        default_timeout_ms = check_timeout("default_timeout", default_timeout)
         if store is None:
             store = MemoryStore()
         elif isinstance(store, str):
@@ -118,7 +119,7 @@ class Durable(ExecutionClient):
             registry,
             allow_unregistered=allow_unregistered,
             actor=actor or _default_actor(),
-            default_timeout=default_timeout,
+            default_timeout_ms=default_timeout_ms,
         )
         self.schedules = ScheduleClient(self.store, self._resolve_workflow, actor=self.actor)
         self.versions = VersionClient(self.store, actor=self.actor)

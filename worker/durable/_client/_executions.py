@@ -67,11 +67,10 @@ class ExecutionClient:
         *,
         allow_unregistered: bool,
         actor: str,
-        default_timeout: float | timedelta | None = None,
+        default_timeout_ms: int | None = None,
     ) -> None:
-        check_timeout("default_timeout", default_timeout)
-        # The execution time-out of starts that give none (None: executions have no deadline).
-        self.default_timeout = default_timeout
+        # The execution time-out of starts that give none, in ms (None: executions have no deadline).
+        self.default_timeout_ms = default_timeout_ms
         self.store: Store = store
         self.registry = registry
         self.allow_unregistered = allow_unregistered
@@ -133,7 +132,7 @@ class ExecutionClient:
         a fresh run under the id when its execution is final (completed, failed or cancelled),
         dropping the old run's history. Invalid input raises `InputValidationError`, writing nothing.
         """
-        timeout_ms = check_timeout("timeout", timeout if timeout is not None else self.default_timeout)
+        timeout_ms = check_timeout("timeout", timeout) if timeout is not None else self.default_timeout_ms
         definition = self._resolve_workflow(workflow)
         encoded = encode_input(definition, input)
         eid = ExecutionId(execution_id or uuid.uuid4().hex)

@@ -251,7 +251,7 @@ class Steps(ReplayContext):
         try:
             while True:
                 now = now_ms()
-                due, due_kind = run.due(now)
+                due, due_kind = run.due()
                 if now >= due:
                     break
                 done, _ = await asyncio.wait({task}, timeout=(due - now) / 1000)

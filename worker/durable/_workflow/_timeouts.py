@@ -29,6 +29,7 @@ from .._errors import ActivationAbandoned, LeaseLost, StepAbandoned
 from .._history import StepKind, StepRecord, StepStatus
 from .._records import now_ms
 from ._activation import Activation
+from ._definitions import seconds
 
 __all__ = ["StepLimits", "StepRun", "check_timeout", "heartbeat", "heartbeat_details"]
 
@@ -43,12 +44,10 @@ def check_timeout(name: str, value: float | timedelta | None) -> int | None:
     """`value` (seconds or a timedelta) in ms, or None; `ValueError` unless it is a positive finite time."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        secs = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = float(value)
-    else:
-        raise ValueError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
+    try:
+        secs = seconds(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a number of seconds or a timedelta, got {value!r}") from None
     if not math.isfinite(secs) or secs <= 0:
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     return max(1, round(secs * 1000))
@@ -113,8 +112,8 @@ class StepRun:
         self._sends: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ the running record
-    def due(self, now: int) -> tuple[int, str]:
-        """When the attempt times out as of now, and why: `("timeout" | "heartbeat")`."""
+    def due(self) -> tuple[int, str]:
+        """When the attempt times out as of its last heartbeat, and why: `("timeout" | "heartbeat")`."""
         due, kind = math.inf, "timeout"
         limits = self.limits
         if limits.timeout_ms is not None:
@@ -123,8 +122,8 @@ class StepRun:
             due, kind = self.beat_ms + limits.heartbeat_ms, "heartbeat"
         return int(due), kind
 
-    def record(self, now: int) -> tuple[bytes, int]:
-        due, due_kind = self.due(now)
+    def record(self) -> tuple[bytes, int]:
+        due, due_kind = self.due()
         meta: dict[str, Any] = {"due": due, "due_kind": due_kind, **self.limits.meta()}
         if self.details is not None:
             meta["details"] = self.details
@@ -145,11 +144,10 @@ class StepRun:
         store = activation.store
         if store is None:
             return
-        now = now_ms()
-        raw, due = self.record(now)
+        raw, due = self.record()
         try:
             await store.put_running_step(
-                activation.execution_id, activation.token, self.step_id, raw, due, now
+                activation.execution_id, activation.token, self.step_id, raw, due, now_ms()
             )
         except Exception as exc:
             if raise_abandoned:
