@@ -261,26 +261,6 @@ class MemoryState:
             if not fut.done():
                 fut.set_result(None)
 
-    def cancel_now(self, ex: Exec, reason: str, actor: str | None, now_ms: int) -> None:
-        ex.cancel = None
-        self.finalize(
-            ex,
-            Status.CANCELLED,
-            now_ms,
-            error=cancelled_error(reason, actor),
-            audit=AuditDraft(kind="cancelled", message=f"cancelled: {reason}", actor=actor),
-        )
-
-    def fail_now(self, ex: Exec, reason: str, actor: str | None, now_ms: int) -> None:
-        """A forced failure (`force_fail`): failed like any failure, with its own error and audit."""
-        self.finalize(
-            ex,
-            Status.FAILED,
-            now_ms,
-            error=forced_failure_error(reason, actor),
-            audit=AuditDraft(kind="failed.forced", message=f"failed (forced): {reason}", actor=actor),
-        )
-
     def apply_stop_request(self, ex: Exec, now_ms: int) -> Status | None:
         """Apply a pending cancel or forced-failure request, if any; the final status it set."""
         if ex.cancel is None:
@@ -290,11 +270,14 @@ class MemoryState:
         return status
 
     def stop_now(self, ex: Exec, status: Status, reason: str, actor: str | None, now_ms: int) -> None:
-        """Cancel (`status` cancelled) or force a failure (failed) now."""
+        """Cancel (`status` cancelled) or force a failure (failed) now, each with its own error and audit."""
         if status == Status.FAILED:
-            self.fail_now(ex, reason, actor, now_ms)
+            error = forced_failure_error(reason, actor)
+            audit = AuditDraft(kind="failed.forced", message=f"failed (forced): {reason}", actor=actor)
         else:
-            self.cancel_now(ex, reason, actor, now_ms)
+            error = cancelled_error(reason, actor)
+            audit = AuditDraft(kind="cancelled", message=f"cancelled: {reason}", actor=actor)
+        self.finalize(ex, status, now_ms, error=error, audit=audit)
 
     def after_release(self, ex: Exec) -> None:
         """A wake-up that came while the lease was held runs now."""
