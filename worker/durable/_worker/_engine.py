@@ -166,14 +166,13 @@ class Engine:
             attempt=record.attempt,
             deadline_ms=None if record.deadline is None else dt_to_ms(record.deadline),
         )
-        ctx._validate_input = definition.validate_input
         activation.budget = HistoryBudget(
             execution_id, definition.history_limit or self.history_limit, acquired.steps
         )
         reset = current_context.set(ctx)
         try:
             outcome = await self._drive(definition, ctx, activation, record.input)
-            if outcome in ("completed", "failed", "cancelled") and (record.parent or ctx._has_children):
+            if outcome in ("completed", "failed", "cancelled") and (record.parent or activation.children):
                 await settle_quietly(store, execution_id)
             return outcome
         except StoreUnavailable:
@@ -205,7 +204,7 @@ class Engine:
             except ContinueAsNew as cont:
                 if activation.abandoned is not None:  # the workflow caught the abandonment and went on
                     raise _abandoned(execution_id, activation.abandoned) from None
-                return await self._continue_as_new(definition, ctx, activation, cont.encoded_input)
+                return await self._continue_as_new(definition, activation, cont.encoded_input)
             except Cancelled:
                 # The store applies the pending cancel (or forced failure) as soon as our lease is
                 # gone. Either way the run stops here, before any compensation could run.
@@ -261,7 +260,7 @@ class Engine:
         METRICS.finished(definition.workflow_id, "failed")
 
     async def _continue_as_new(
-        self, definition: WorkflowDef, ctx: WorkflowContext, activation: Activation, encoded_input: bytes
+        self, definition: WorkflowDef, activation: Activation, encoded_input: bytes
     ) -> Outcome:
         """`ctx.continue_as_new`: one write ends this run and queues the next under the same id."""
         store = self.store
@@ -282,7 +281,7 @@ class Engine:
         log.info("execution %s continued as new", execution_id)
         # The next run's history no longer names this run's children: close them now, as the parent's
         # end would (policy `cancel`), or nothing would.
-        started = getattr(ctx, "_started_children", [])
+        started = activation.children
         if started:
             try:
                 await close_children(store, execution_id, f"parent {execution_id} continued as new", started)

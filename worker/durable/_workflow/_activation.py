@@ -43,6 +43,7 @@ class Activation:
         "abandoned",
         "ack",
         "budget",
+        "children",
         "execution_id",
         "executor",
         "forbid_bodies",
@@ -80,6 +81,10 @@ class Activation:
         self._pending = Checkpoint()
         # The history-size guard (the engine sets it; None: unguarded, as in replay tests).
         self.budget: HistoryBudget | None = None
+        # The children this run started (`ctx.start_child`, `ctx.child`), as (execution id,
+        # on_parent_cancel), replayed ones included: the engine settles them when the run ends or
+        # continues as new (the next run's history no longer names them).
+        self.children: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ the engine's side
     def take_checkpoint(self) -> Checkpoint:

@@ -140,11 +140,6 @@ class ChildHandle:
 class Children(ReplayContext):
     """`ctx.child`, `ctx.start_child`."""
 
-    _has_children = False
-    # The children this run started, (execution id, on_parent_cancel), in order: what a continue-as-new
-    # closes, as a parent's end does, since the next run's history no longer names them.
-    _started_children: list[tuple[str, str]]
-
     async def child(
         self,
         workflow: Any,
@@ -177,13 +172,10 @@ class Children(ReplayContext):
             check_execution_id(execution_id)
         sid = step_id or self._peek_id("__child:")
         seq, rec = self._next(sid, _CHILD, user=step_id is not None)
-        self._has_children = True  # the engine settles this execution's children when it ends
-        if not hasattr(self, "_started_children"):
-            self._started_children = []
         if rec is not None and rec.status == _COMPLETED and isinstance(rec.result, dict):
             started = rec.result
             child_id = str(started.get("execution_id"))
-            self._started_children.append((child_id, str(started.get("on_parent_cancel", "cancel"))))
+            self._activation.children.append((child_id, str(started.get("on_parent_cancel", "cancel"))))
             return ChildHandle(self, child_id, str(started.get("workflow")))
         # Only a call that starts the child needs its workflow (a replay does not look it up again).
         definition = self._child_definition(workflow)
@@ -226,7 +218,7 @@ class Children(ReplayContext):
             current=True,
         )
         await activation.flush()
-        self._started_children.append((child_id, on_parent_cancel))
+        activation.children.append((child_id, on_parent_cancel))
         return ChildHandle(self, child_id, definition.workflow_id)
 
     def _child_definition(self, workflow: Any) -> WorkflowDef:

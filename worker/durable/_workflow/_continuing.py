@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from .. import _codec
@@ -12,9 +11,6 @@ from ._replay import ReplayContext
 
 class Continuing(ReplayContext):
     """`ctx.continue_as_new`."""
-
-    # The workflow's input check (`WorkflowDef.validate_input`); the engine sets it per activation.
-    _validate_input: Callable[[Any], Any] | None = None
 
     def continue_as_new(self, input: Any = None) -> NoReturn:
         """End this run and start a fresh one of the same workflow under the same execution id, with
@@ -30,5 +26,8 @@ class Continuing(ReplayContext):
         abandoned = self._activation.abandoned
         if abandoned is not None:
             raise abandoned
-        value = self._validate_input(input) if self._validate_input is not None else input
+        # The workflow's own input check, from the worker's workflows (none without a worker).
+        lookup = self._activation.lookup
+        definition = lookup(self.workflow_id) if lookup is not None else None
+        value = definition.validate_input(input) if definition is not None else input
         raise ContinueAsNew(_codec.dumps(value, what=f"input of workflow {self.workflow_id!r}"))
