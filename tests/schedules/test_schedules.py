@@ -29,6 +29,9 @@ from durable import (
     workflow,
 )
 from durable._client._schedules import Scheduler, slot_execution_id
+from durable._history import StepKind, StepRecord, StepStatus
+from durable._records import ExecutionId
+from durable._store._base import NewExecution
 from durable._store._schedules_base import ScheduleStore
 from durable._workflow._context import WorkflowContext
 
@@ -275,6 +278,29 @@ async def test_overlap_replace_cancels_the_previous_run(durable: Durable, clock:
     assert "replaced" in await audit_kinds(durable, "r")
     audit = await durable.list_audit_entries(slot_execution_id("r", first))
     assert any(e.actor == "schedule:r" for e in audit)
+
+
+async def test_overlap_replace_cancels_the_replaced_runs_children_too(durable: Durable, clock: Clock) -> None:
+    # The replaced run had started a child (`ctx.start_child`, policy cancel): it goes with its parent.
+    await durable.ensure_schedule(echo, None, id="rc", interval=60, overlap="replace")
+    s = Scheduler(durable)
+    first = ms(T0) + MIN
+    await s.tick(first)
+    parent = slot_execution_id("rc", first)
+    child = f"{parent}:__child:1"
+    store = durable.store
+    await store.create_execution(
+        NewExecution(
+            execution_id=ExecutionId(child), workflow_id="sched.echo", input=b"null", now_ms=first,
+            parent=parent, on_parent_cancel="cancel",
+        )
+    )  # fmt: skip
+    started = {"execution_id": child, "workflow": "sched.echo", "on_parent_cancel": "cancel"}
+    record = StepRecord("__child:1", 1, StepKind.CHILD, StepStatus.COMPLETED, result=started, at_ms=first)
+    await store.skip_step(ExecutionId(parent), "__child:1", record.encode(), "test", first)
+    await s.tick(first + MIN)
+    got = await executions(durable)
+    assert got[parent] == Status.CANCELLED and got[child] == Status.CANCELLED
 
 
 async def test_overlap_allow_runs_side_by_side(durable: Durable, clock: Clock) -> None:

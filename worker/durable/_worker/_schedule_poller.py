@@ -20,6 +20,7 @@ from .._records import ExecutionId
 from .._schedule_specs import ScheduleSpec, slot_execution_id, slot_iso
 from .._store._base import AuditDraft, NewExecution, WorkerStore
 from .._store._schedules_base import ScheduleClaim, ScheduleStore
+from ._children import settle_quietly
 
 if TYPE_CHECKING:
     from .._workflow._definitions import WorkflowDef
@@ -151,9 +152,11 @@ class Scheduler:
                     )
                     return
                 try:
-                    await exec_store.cancel(
+                    stopped = await exec_store.cancel(
                         prev.execution_id, f"replaced by schedule slot {slot_iso(latest)}", actor, now_ms
                     )
+                    if stopped.is_final:  # its children, as for any cancel (a running one's: when it stops)
+                        await settle_quietly(exec_store, prev.execution_id)
                     audit.append(
                         AuditDraft("replaced", f"cancelled {previous} (overlap replace)", actor=actor)
                     )
